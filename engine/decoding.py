@@ -1,0 +1,57 @@
+"""Decoding options and their translation into transformers ``generate`` arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    beam_size: int = 1  # 1 = greedy
+    temperature: float = 0.0  # > 0 samples (only with beam_size 1)
+    max_tokens_per_second: float = 8.0  # runaway guard: cap new tokens by audio duration
+    min_new_tokens_cap: int = 16  # the cap never goes below this, for very short chunks
+    length_penalty: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be ≥ 1, got {self.beam_size}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be ≥ 0, got {self.temperature}")
+        if self.temperature > 0 and self.beam_size > 1:
+            raise ValueError("sampling (temperature > 0) and beam search (beam_size > 1) exclude each other: set one of them back")
+        if self.max_tokens_per_second <= 0:
+            raise ValueError(f"max_tokens_per_second must be > 0, got {self.max_tokens_per_second}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(f"no_repeat_ngram_size must be ≥ 0, got {self.no_repeat_ngram_size}")
+
+    def max_new_tokens(self, duration_s: float) -> int:
+        return max(self.min_new_tokens_cap, int(duration_s * self.max_tokens_per_second) + 1)
+
+    def generate_kwargs(self, duration_s: float, eos_id: int, pad_id: int) -> dict:
+        kwargs = {
+            "max_new_tokens": self.max_new_tokens(duration_s),
+            "num_beams": self.beam_size,
+            "do_sample": self.temperature > 0,
+            "eos_token_id": eos_id,
+            "pad_token_id": pad_id,
+            "repetition_penalty": self.repetition_penalty,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "output_scores": True,
+            "return_dict_in_generate": True,
+        }
+        if self.temperature > 0:
+            kwargs["temperature"] = self.temperature
+            kwargs["top_k"] = 0
+        else:
+            kwargs["temperature"] = None
+            kwargs["top_p"] = None
+            kwargs["top_k"] = None
+        if self.beam_size > 1:
+            kwargs["length_penalty"] = self.length_penalty
+            kwargs["early_stopping"] = True
+        return kwargs

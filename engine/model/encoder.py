@@ -1,0 +1,88 @@
+"""Speech encoder: log-mel features -> Whisper encoder -> frames, plus a CTC head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+SAMPLE_RATE = 16000
+HOP_SAMPLES = 160  # 10 ms mel hop
+CHUNK_SECONDS = 30
+N_SAMPLES = CHUNK_SECONDS * SAMPLE_RATE  # 480000 samples in a 30 s window
+N_MEL_FRAMES = N_SAMPLES // HOP_SAMPLES  # 3000 mel frames in 30 s
+ENCODER_STRIDE = 2  # Whisper's second conv halves the frame rate: 100 Hz -> 50 Hz
+
+
+def mel_frames_for(n_samples: int) -> int:
+    return min(N_MEL_FRAMES, -(-n_samples // HOP_SAMPLES))
+
+
+def encoder_frames_for(n_mel_frames: int) -> int:
+    return -(-n_mel_frames // ENCODER_STRIDE)
+
+
+@dataclass(frozen=True)
+class Features:
+    """A padded batch of log-mel features for ≤ 30 s chunks."""
+
+    mel: torch.Tensor  # (B, n_mels, 3000)
+    mel_lengths: torch.Tensor  # (B,) frames that hold real audio
+
+    @property
+    def duration_s(self) -> torch.Tensor:  # (B,)
+        return self.mel_lengths.float() * HOP_SAMPLES / SAMPLE_RATE
+
+
+class LogMelFrontend:
+    """Whisper's log-mel front end, applied the same way in training and inference.
+
+    Whisper was trained on 30 s windows, so every chunk is zero-padded to 30 s
+    before the features are computed (a shorter window shifts the log-mel
+    normalisation and gives worse encoder features); the real length is kept so
+    the encoder output can be trimmed afterwards.
+    """
+
+    def __init__(self, n_mels: int = 80):
+        from transformers import WhisperFeatureExtractor
+
+        self.extractor = WhisperFeatureExtractor(feature_size=n_mels, sampling_rate=SAMPLE_RATE)
+
+    def __call__(self, chunks: list[np.ndarray]) -> Features:
+        for chunk in chunks:
+            if chunk.ndim != 1:
+                raise ValueError(f"audio chunks must be mono 1-D arrays, got shape {chunk.shape}")
+            if len(chunk) > N_SAMPLES:
+                raise ValueError(f"audio chunks must be at most {CHUNK_SECONDS} s, got {len(chunk) / SAMPLE_RATE:.1f} s")
+        mel = self.extractor(
+            [np.asarray(c, dtype=np.float32) for c in chunks],
+            sampling_rate=SAMPLE_RATE,
+            padding="max_length",
+            return_tensors="pt",
+        ).input_features  # (B, n_mels, 3000)
+        lengths = torch.tensor([max(1, mel_frames_for(len(c))) for c in chunks], dtype=torch.long)
+        return Features(mel=mel, mel_lengths=lengths)
+
+
+class SpeechEncoder(nn.Module):
+    """Whisper encoder with a character CTC head on its output frames."""
+
+    def __init__(self, whisper: nn.Module, ctc_vocab_size: int):
+        super().__init__()
+        self.whisper = whisper
+        self.ctc_head = nn.Linear(whisper.config.d_model, ctc_vocab_size)
+
+    @property
+    def dim(self) -> int:
+        return self.whisper.config.d_model
+
+    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return encoder frames (B, T, C) trimmed to the longest real input, and their lengths (B,)."""
+        hidden = self.whisper(mel.to(self.whisper.conv1.weight.dtype)).last_hidden_state  # (B, 1500, C)
+        lengths = torch.clamp((mel_lengths + ENCODER_STRIDE - 1) // ENCODER_STRIDE, min=1, max=hidden.shape[1])
+        return hidden[:, : int(lengths.max())], lengths
+
+    def ctc_log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.ctc_head(hidden).float(), dim=-1)  # (B, T, V)

@@ -1,0 +1,83 @@
+"""Where the model runs and at what precision: ``--device`` and ``--quantization``."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+import torch
+
+from engine.errors import DeviceError
+
+DEVICES = ("auto", "cuda", "cpu")
+QUANTIZATIONS = ("auto", "nf4", "int8", "bf16", "fp32")
+
+# The CPU default comes from bench/llm_precision.py on a 2-core x86-64 machine
+# (numbers in the README): fp32 decodes fastest there; bf16 matmuls without AMX
+# and bitsandbytes' CPU NF4 kernels are both slower for a 135M-parameter LLM.
+CPU_DEFAULT_QUANTIZATION = "fp32"
+CUDA_DEFAULT_QUANTIZATION = "nf4"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: str  # "cpu" or "cuda"
+    quantization: str  # "nf4" | "int8" | "bf16" | "fp32" (applies to the LLM)
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """Dtype of activations, and of the encoder and adapter weights."""
+        if self.device == "cuda" and self.quantization != "fp32":
+            return torch.bfloat16
+        return torch.bfloat16 if self.quantization == "bf16" else torch.float32
+
+    def describe(self) -> str:
+        return f"{self.device.upper()} · {self.quantization.upper()}"
+
+
+def _bitsandbytes_available() -> bool:
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
+def resolve_runtime(device: str = "auto", quantization: str = "auto") -> Runtime:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("No CUDA GPU is available to this PyTorch build: use --device cpu (or auto).")
+    if quantization == "auto":
+        quantization = CUDA_DEFAULT_QUANTIZATION if device == "cuda" else CPU_DEFAULT_QUANTIZATION
+        if quantization in ("nf4", "int8") and not _bitsandbytes_available():
+            quantization = "bf16" if device == "cuda" else "fp32"
+    if quantization in ("nf4", "int8") and not _bitsandbytes_available():
+        raise DeviceError(f"{quantization.upper()} needs the bitsandbytes package: pip install bitsandbytes, or pick --quantization fp32.")
+    return Runtime(device=device, quantization=quantization)
+
+
+def llm_load_kwargs(runtime: Runtime) -> dict:
+    """``from_pretrained`` arguments that load the LLM for this runtime."""
+    if runtime.quantization == "nf4":
+        from transformers import BitsAndBytesConfig
+
+        return {
+            "quantization_config": BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=runtime.compute_dtype,
+            ),
+            "dtype": runtime.compute_dtype,
+            "device_map": {"": runtime.device},
+        }
+    if runtime.quantization == "int8":
+        from transformers import BitsAndBytesConfig
+
+        return {
+            "quantization_config": BitsAndBytesConfig(load_in_8bit=True),
+            "dtype": runtime.compute_dtype,
+            "device_map": {"": runtime.device},
+        }
+    return {"dtype": runtime.compute_dtype}
