@@ -170,6 +170,8 @@ def read_ct2_variables(path: Path, prefix: str = "") -> dict[str, np.ndarray]:
             shape = tuple(take("I") for _ in range(take("B")))
             dtype_id = take("B")
             n_bytes = take("I")
+            if offset + n_bytes > len(data):
+                raise struct.error("variable data runs past the end of the file")
             raw = data[offset : offset + n_bytes]
             offset += n_bytes
             if not name.startswith(prefix):

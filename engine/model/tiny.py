@@ -11,7 +11,7 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>")
+TINY_LORA_TARGETS = ("q_proj", "v_proj", "o_proj", "up_proj", "down_proj")
 
 
 def byte_tokenizer():
@@ -43,7 +43,8 @@ def tiny_config(lora: bool = False, ctc_weight: float = 0.3) -> AcLLMConfig:
         llm=LLMConfig(
             source="random",
             random_dims=TinyLMDims(),
-            lora=LoraConfig(rank=4, alpha=8, dropout=0.0) if lora else None,
+            # A random LLM only learns through LoRA on most of its projections.
+            lora=LoraConfig(rank=8, alpha=32, dropout=0.0, target_modules=TINY_LORA_TARGETS) if lora else None,
         ),
         ctc_weight=ctc_weight,
         name="tiny-random",

@@ -1,0 +1,145 @@
+"""The ``keyscribe`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from engine.errors import KeyscribeError
+
+FORMATS = ("txt", "json", "srt", "vtt", "docx")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.model.runtime import DEVICES, QUANTIZATIONS
+
+    parser = argparse.ArgumentParser(prog="keyscribe", description="Transcribe recordings on your own machine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("transcribe", help="transcribe audio or video files")
+    t.add_argument("audio", nargs="+", type=Path, help="audio or video files (WAV, FLAC, MP3, OGG, OPUS, M4A, MP4, WEBM, ...)")
+    t.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
+    t.add_argument("--hotwords", type=Path, default=None, help="text file with one name or term per line")
+    ctx = t.add_mutually_exclusive_group()
+    ctx.add_argument("--context", default="", help="a description of the recording (participants, topic)")
+    ctx.add_argument("--context-file", type=Path, default=None, help="read the description from a text file")
+    t.add_argument("--format", choices=FORMATS, default="txt", help="output format (default: txt)")
+    t.add_argument("--output-dir", type=Path, default=None, help="write FILE.FORMAT here (default: print to stdout; docx needs a folder)")
+    t.add_argument("--device", choices=DEVICES, default="auto")
+    t.add_argument("--quantization", choices=QUANTIZATIONS, default="auto", help="LLM precision (default: picked per device)")
+    t.add_argument("--beam-size", type=int, default=1, help="1 = greedy decoding")
+    t.add_argument("--batch-size", type=int, default=1, help="30 s windows decoded together")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="keyscribe: %(message)s")
+    try:
+        return _transcribe(args)
+    except KeyscribeError as err:
+        print(f"keyscribe: error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # option combinations the engine refuses
+        print(f"keyscribe: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("keyscribe: interrupted", file=sys.stderr)
+        return 130
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    if args.format == "docx" and args.output_dir is None:
+        args.output_dir = Path(".")
+    context = _read_context(args)
+    # Everything past here imports torch and transformers: keep `--help` fast.
+    _quiet_libraries()
+    from engine.audio import probe_audio
+    from engine.decoding import DecodingOptions
+    from engine.export import export
+    from engine.model.load import load_model
+    from engine.transcribe import TranscribeOptions, Transcriber
+
+    options = TranscribeOptions(decoding=DecodingOptions(beam_size=args.beam_size), batch_size=args.batch_size)
+    for path in args.audio:
+        probe_audio(path)  # a bad file fails now, before minutes of model loading
+    model = load_model(args.model, args.device, args.quantization, allow_untrained=True)
+    if not args.quiet:
+        print(f"keyscribe: model {model.config.name} on {model.runtime.describe()}", file=sys.stderr)
+    transcriber = Transcriber(model, options)
+    failures = 0
+    for path in args.audio:
+        try:
+            transcript = _run_one(transcriber, path, context, args.quiet)
+        except KeyscribeError as err:
+            print(f"keyscribe: error: {err}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.output_dir is None:
+            sys.stdout.write(_render_to_text(transcript, args.format))
+            sys.stdout.flush()
+        else:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            out = export(transcript, args.output_dir / f"{path.stem}.{args.format}", args.format)
+            print(f"keyscribe: wrote {out}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _read_context(args: argparse.Namespace):
+    from engine.hotwords import read_hotwords
+    from engine.prompt import PromptContext
+
+    meeting = args.context
+    if args.context_file is not None:
+        try:
+            meeting = args.context_file.read_text(encoding="utf-8-sig")
+        except (FileNotFoundError, UnicodeDecodeError) as err:
+            raise KeyscribeError(f"Cannot read the context file {args.context_file}: {err}") from err
+    hotwords = read_hotwords(args.hotwords) if args.hotwords is not None else ()
+    return PromptContext(meeting=meeting, hotwords=hotwords)
+
+
+def _run_one(transcriber, path: Path, context, quiet: bool):
+    from tqdm import tqdm
+
+    from engine.audio import probe_duration_s
+
+    total = probe_duration_s(path)
+    with tqdm(
+        total=round(total, 1) if total else None,
+        unit="s",
+        desc=path.name,
+        disable=quiet or None,  # None: only on a terminal
+        file=sys.stderr,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]",
+    ) as bar:
+
+        def progress(p):
+            bar.update(round(p.done_s - bar.n, 1))
+
+        return transcriber.transcribe(path, context, progress_callback=progress)
+
+
+def _render_to_text(transcript, fmt: str) -> str:
+    """Render a text format into a string through the exporter (one code path for both)."""
+    import tempfile
+
+    from engine.export import export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = export(transcript, Path(tmp) / f"out.{fmt}", fmt)
+        return out.read_text(encoding="utf-8")
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

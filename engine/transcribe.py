@@ -1,0 +1,121 @@
+"""Transcribe a file of any length: walk ≤ 30 s windows, decode, collect segments.
+
+This first version cuts fixed 30 s windows; voice-activity segmentation, history
+and journaling build on the same ``Transcriber`` interface.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio import SAMPLE_RATE, iter_audio_blocks, probe_duration_s
+from engine.decoding import DecodingOptions
+from engine.model.acllm import AcLLM
+from engine.model.encoder import CHUNK_SECONDS
+from engine.prompt import PromptContext
+from engine.transcript import Segment, Transcript
+
+SILENCE_RMS = 1e-4  # a window quieter than this (about -80 dBFS) holds no speech: skip the LLM
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    window_s: float = float(CHUNK_SECONDS)
+    batch_size: int = 1  # windows decoded together
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.window_s <= CHUNK_SECONDS:
+            raise ValueError(f"window_s must be between 1 and {CHUNK_SECONDS} seconds, got {self.window_s}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class Progress:
+    done_s: float  # audio seconds transcribed so far
+    total_s: float | None  # None if the container does not say
+
+    @property
+    def fraction(self) -> float | None:
+        return None if not self.total_s else min(1.0, self.done_s / self.total_s)
+
+
+class Cancelled(Exception):
+    """Raised when a transcription is cancelled through its cancel event."""
+
+
+@dataclass(frozen=True)
+class _Window:
+    start_s: float
+    samples: np.ndarray  # (T,) 16 kHz mono
+
+
+class Transcriber:
+    """Runs one model over whole files. Callbacks are plain functions (no Qt)."""
+
+    def __init__(self, model: AcLLM, options: TranscribeOptions | None = None):
+        self.model = model
+        self.options = options or TranscribeOptions()
+
+    def transcribe(
+        self,
+        path: str | Path,
+        context: PromptContext = PromptContext(),
+        progress_callback: Callable[[Progress], None] | None = None,
+        on_segment: Callable[[Segment], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Transcript:
+        total_s = probe_duration_s(path)
+        segments: list[Segment] = []
+        done_s = 0.0
+        for batch in _batched(self._windows(path), self.options.batch_size):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"transcription of {path} was cancelled")
+            for window, text, logprob in zip(batch, *self._decode(batch, context), strict=True):
+                end_s = window.start_s + len(window.samples) / SAMPLE_RATE
+                segment = Segment(start_s=window.start_s, end_s=end_s, text=text, avg_logprob=logprob)
+                segments.append(segment)
+                done_s = end_s
+                if on_segment is not None:
+                    on_segment(segment)
+            if progress_callback is not None:
+                progress_callback(Progress(done_s=done_s, total_s=total_s))
+        return Transcript(segments=tuple(segments), duration_s=max(done_s, total_s or 0.0), model=self.model.config.name)
+
+    def _windows(self, path: str | Path) -> Iterator[_Window]:
+        start_s = 0.0
+        for block in iter_audio_blocks(path, block_s=self.options.window_s):
+            yield _Window(start_s=start_s, samples=block)
+            start_s += len(block) / SAMPLE_RATE
+
+    def _decode(self, batch: list[_Window], context: PromptContext) -> tuple[list[str], list[float | None]]:
+        texts: list[str] = [""] * len(batch)
+        logprobs: list[float | None] = [None] * len(batch)
+        voiced = [i for i, w in enumerate(batch) if _rms(w.samples) >= SILENCE_RMS]
+        if voiced:
+            features = self.model.frontend([batch[i].samples for i in voiced])
+            hyps = self.model.generate(features, [context] * len(voiced), self.options.decoding)
+            for i, hyp in zip(voiced, hyps, strict=True):
+                texts[i], logprobs[i] = hyp.text, hyp.avg_logprob
+        return texts, logprobs
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+
+
+def _batched(items: Iterator, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,166 @@
+"""The AcLLM with tiny random configs: loss, gradients, generation, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.decoding import DecodingOptions
+from engine.errors import ModelError
+from engine.model.checkpoint import build_model, load_checkpoint, save_checkpoint
+from engine.model.config import AcLLMConfig
+from engine.model.encoder import N_MEL_FRAMES
+from engine.model.tiny import tiny_config
+from engine.prompt import IGNORE_INDEX, PromptContext
+
+
+def _audio(seconds: list[float], seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32) for s in seconds]
+
+
+def _batch(model, seconds=(2.0, 5.5), texts=("hello world", "good morning everyone")):
+    features = model.frontend(_audio(list(seconds)))
+    audio = model.encode(features)
+    prompts = [model.prompt.render(PromptContext(hotwords=("Zanzibar",)))] * len(texts)
+    inputs = model.prompt.assemble(prompts, audio.embed_lengths.tolist(), [model.prompt.target_ids(t) for t in texts])
+    ctc_targets, ctc_lengths = model.ctc_batch(list(texts))
+    return features, inputs, ctc_targets, ctc_lengths
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_loss_trains_only_the_trainable_parts(runtime_cpu, lora):
+    model = build_model(tiny_config(lora=lora), runtime_cpu).train()
+    features, inputs, ctc_targets, ctc_lengths = _batch(model)
+    out = model(features, inputs, ctc_targets, ctc_lengths)
+    assert torch.isfinite(out.loss) and out.ctc_loss is not None
+    assert torch.allclose(out.loss, out.lm_loss + model.config.ctc_weight * out.ctc_loss)
+    out.loss.backward()
+    trainable = set(model.trainable_state_dict())
+    for name, p in model.named_parameters():
+        if name in trainable:
+            assert p.requires_grad, name
+        else:
+            assert not p.requires_grad and p.grad is None, name
+    assert model.adapter.proj[0].weight.grad.abs().sum() > 0
+    assert model.encoder.ctc_head.weight.grad.abs().sum() > 0
+    assert any("lora_" in n for n in trainable) == lora
+
+
+def test_loss_falls_when_fitting_one_batch(runtime_cpu):
+    model = build_model(tiny_config(), runtime_cpu).train()
+    batch = _batch(model)
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(40):
+        optim.zero_grad()
+        loss = model(*batch).loss
+        loss.backward()
+        optim.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_labels_cover_only_the_transcript(runtime_cpu):
+    model = build_model(tiny_config(), runtime_cpu)
+    _, inputs, _, _ = _batch(model)
+    for row in range(inputs.labels.shape[0]):
+        labelled = inputs.labels[row][inputs.labels[row] != IGNORE_INDEX].tolist()
+        text = ("hello world", "good morning everyone")[row]
+        assert labelled == model.prompt.target_ids(text)
+    # Audio positions per row equal the adapter's output lengths; right padding for training.
+    audio_lengths = model.encode(model.frontend(_audio([2.0, 5.5]))).embed_lengths.tolist()
+    assert inputs.audio_mask.sum(dim=1).tolist() == audio_lengths == [20, 55]  # 10 Hz after stacking 5 frames of 50 Hz
+    assert inputs.attention_mask[0, 0] == 1 and inputs.attention_mask[0, -1] == 0
+
+
+def test_encoder_trims_to_real_length(runtime_cpu):
+    model = build_model(tiny_config(), runtime_cpu)
+    features = model.frontend(_audio([1.0, 3.0]))
+    assert features.mel.shape[-1] == N_MEL_FRAMES
+    frames, lengths = model.encoder(features.mel, features.mel_lengths)
+    assert lengths.tolist() == [50, 150]  # 50 Hz encoder frames
+    assert frames.shape[1] == 150
+    with pytest.raises(ValueError, match="at most 30 s"):
+        model.frontend(_audio([31.0]))
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_generate_greedy_and_beam(runtime_cpu, beam_size):
+    model = build_model(tiny_config(), runtime_cpu)
+    features = model.frontend(_audio([1.5, 4.0]))
+    options = DecodingOptions(beam_size=beam_size, max_tokens_per_second=4.0, min_new_tokens_cap=8)
+    hyps = model.generate(features, [PromptContext(), PromptContext(meeting="weekly sync")], options)
+    assert len(hyps) == 2
+    for hyp in hyps:
+        assert len(hyp.token_ids) <= options.max_new_tokens(4.0)
+        assert np.isfinite(hyp.avg_logprob) and hyp.avg_logprob <= 0
+        assert model.prompt.eos_id not in hyp.token_ids
+
+
+def test_generate_learns_a_transcript(runtime_cpu):
+    """After overfitting one clip, greedy decoding reproduces its transcript (through LoRA)."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config(lora=True), runtime_cpu).train()
+    batch = _batch(model, seconds=(2.0,), texts=("hi there",))
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(100):
+        optim.zero_grad()
+        model(*batch).loss.backward()
+        optim.step()
+    model.eval()
+    hyp = model.generate(batch[0], [PromptContext(hotwords=("Zanzibar",))], DecodingOptions(min_new_tokens_cap=20))[0]
+    assert hyp.text == "hi there"
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_checkpoint_round_trip(runtime_cpu, tmp_path, lora):
+    model = build_model(tiny_config(lora=lora), runtime_cpu)
+    with torch.no_grad():  # make the trained parts differ from a fresh init
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(0.01 * torch.randn_like(p))
+    save_checkpoint(model, tmp_path / "ckpt")
+    loaded = load_checkpoint(tmp_path / "ckpt", runtime_cpu)
+    ours, theirs = model.state_dict(), loaded.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]), key
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["encoder"]["source"] == "checkpoint:encoder"
+    assert (tmp_path / "ckpt" / "tokenizer" / "tokenizer.json").is_file()
+    features = model.frontend(_audio([2.0]))
+    options = DecodingOptions(min_new_tokens_cap=10)
+    assert model.generate(features, [PromptContext()], options) == loaded.generate(features, [PromptContext()], options)
+
+
+def test_checkpoint_load_is_strict(runtime_cpu, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    save_checkpoint(build_model(tiny_config(), runtime_cpu), tmp_path / "ckpt")
+    state = load_file(tmp_path / "ckpt" / "trained.safetensors")
+    state["adapter.extra.weight"] = torch.zeros(1)
+    save_file(state, tmp_path / "ckpt" / "trained.safetensors")
+    with pytest.raises(ModelError, match="unexpected"):
+        load_checkpoint(tmp_path / "ckpt", runtime_cpu)
+    with pytest.raises(ModelError, match="no config.json"):
+        load_checkpoint(tmp_path / "empty", runtime_cpu)
+
+
+def test_config_rejects_unknown_keys():
+    data = tiny_config().to_dict()
+    assert AcLLMConfig.from_dict(data) == tiny_config()
+    data["adapter"]["stride"] = 3
+    with pytest.raises(ValueError, match="unknown key.*adapter.*stride"):
+        AcLLMConfig.from_dict(data)
+
+
+def test_decoding_options_are_validated():
+    with pytest.raises(ValueError, match="exclude each other"):
+        DecodingOptions(beam_size=2, temperature=0.5)
+    with pytest.raises(ValueError, match="beam_size"):
+        DecodingOptions(beam_size=0)
+    assert DecodingOptions(max_tokens_per_second=8).max_new_tokens(10.0) == 81
