@@ -1,0 +1,68 @@
+"""NF4 (bitsandbytes) on the CPU, and the 4-bit CUDA path where a GPU exists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.decoding import DecodingOptions
+from engine.errors import DeviceError
+from engine.model.checkpoint import build_model, load_checkpoint, save_checkpoint
+from engine.model.runtime import resolve_runtime
+from engine.model.tiny import tiny_config
+from engine.prompt import PromptContext
+
+pytest.importorskip("bitsandbytes")
+
+
+def _quantized_linears(model) -> int:
+    import bitsandbytes as bnb
+
+    return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.llm.modules())
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, runtime_cpu):
+    path = tmp_path_factory.mktemp("nf4") / "ckpt"
+    save_checkpoint(build_model(tiny_config(), runtime_cpu), path)
+    return path
+
+
+def test_runtime_resolution():
+    assert resolve_runtime("cpu", "auto").quantization in ("fp32", "bf16", "nf4")
+    with pytest.raises(ValueError, match="quantization must be one of"):
+        resolve_runtime("cpu", "int3")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="--device cpu"):
+            resolve_runtime("cuda", "nf4")
+
+
+def test_nf4_load_and_generate_on_cpu(tiny_checkpoint):
+    model = load_checkpoint(tiny_checkpoint, resolve_runtime("cpu", "nf4"))
+    assert _quantized_linears(model) > 0
+    features = model.frontend([np.zeros(16000 * 2, dtype=np.float32) + 0.01])
+    hyps = model.generate(features, [PromptContext()], DecodingOptions(min_new_tokens_cap=8, max_tokens_per_second=2))
+    assert len(hyps) == 1 and np.isfinite(hyps[0].avg_logprob)
+
+
+def test_nf4_logits_stay_close_to_fp32(tiny_checkpoint, runtime_cpu):
+    """4-bit weights change the numbers a little, not the model: same prompt, close next-token distributions."""
+    full = load_checkpoint(tiny_checkpoint, runtime_cpu)
+    nf4 = load_checkpoint(tiny_checkpoint, resolve_runtime("cpu", "nf4"))
+    ids = torch.tensor([full.prompt.render(PromptContext()).prefix])
+    with torch.no_grad():
+        p = torch.softmax(full.llm(input_ids=ids).logits[0, -1].float(), -1)
+        q = torch.softmax(nf4.llm(input_ids=ids).logits[0, -1].float(), -1)
+    assert 0.5 * (p - q).abs().sum() < 0.2  # total variation distance
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_nf4_on_cuda(tiny_checkpoint):
+    model = load_checkpoint(tiny_checkpoint, resolve_runtime("cuda", "nf4"))
+    assert _quantized_linears(model) > 0
+    assert model.device.type == "cuda" and next(model.llm.parameters()).device.type == "cuda"
+    features = model.frontend([np.zeros(16000 * 3, dtype=np.float32) + 0.01])
+    hyps = model.generate(features, [PromptContext()], DecodingOptions(min_new_tokens_cap=8))
+    assert len(hyps) == 1 and np.isfinite(hyps[0].avg_logprob)
