@@ -11,9 +11,11 @@ from torch import nn
 from engine.decoding import DecodingOptions
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
-from engine.model.encoder import Features, LogMelFrontend, SpeechEncoder
+from engine.model.encoder import ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, Features, LogMelFrontend, SpeechEncoder
 from engine.model.runtime import Runtime
 from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContext
+
+ENCODER_FRAME_S = ENCODER_STRIDE * HOP_SAMPLES / SAMPLE_RATE  # 20 ms per encoder frame
 
 
 @dataclass(frozen=True)
@@ -145,29 +147,50 @@ class AcLLM(nn.Module):
         ctc_targets: torch.Tensor | None = None,  # (B, S) padded with 0
         ctc_target_lengths: torch.Tensor | None = None,  # (B,)
     ) -> LossOutput:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.encoder.trainable):
+            frames, frame_lengths = self.encoder(features.mel.to(self.device), features.mel_lengths.to(self.device))
+        return self.loss_from_frames(frames, frame_lengths, inputs, ctc_targets, ctc_target_lengths)
+
+    def loss_from_frames(
+        self,
+        frames: torch.Tensor,  # (B, T, C) encoder output, e.g. from a cache of a frozen encoder
+        frame_lengths: torch.Tensor,  # (B,)
+        inputs: ModelInputs,
+        ctc_targets: torch.Tensor | None = None,
+        ctc_target_lengths: torch.Tensor | None = None,
+    ) -> LossOutput:
+        """LLM cross-entropy on the transcript tokens only, plus λ·CTC on the encoder head."""
         if inputs.labels is None:
-            raise ValueError("forward computes the training loss and needs labels; use generate() to decode")
-        audio = self.encode(features)
-        embeds = self.splice(inputs, audio)
-        logits = self.llm(inputs_embeds=embeds, attention_mask=inputs.attention_mask.to(self.device)).logits  # (B, L, V)
+            raise ValueError("the training loss needs labels; use generate() to decode")
+        frames = frames.to(self.device)
+        frame_lengths = frame_lengths.to(self.device)
+        embeds, embed_lengths = self.adapter(frames, frame_lengths)
+        audio = AudioEncoding(frames, frame_lengths, embeds, embed_lengths)
         labels = inputs.labels.to(self.device)
-        lm_loss = nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX
-        )
+        hidden = self.llm_hidden_states(self.splice(inputs, audio), inputs.attention_mask.to(self.device))  # (B, L, D)
+        # Only positions that predict a transcript token need the (large) vocabulary projection.
+        predicts = labels[:, 1:] != IGNORE_INDEX  # (B, L-1)
+        logits = self.llm.get_output_embeddings()(hidden[:, :-1][predicts])  # (n_targets, V)
+        lm_loss = nn.functional.cross_entropy(logits.float(), labels[:, 1:][predicts])
         ctc_loss = None
         loss = lm_loss
         if ctc_targets is not None and self.config.ctc_weight > 0:
-            log_probs = self.encoder.ctc_log_probs(audio.frames)  # (B, T, V)
+            log_probs = self.encoder.ctc_log_probs(frames)  # (B, T, V)
             ctc_loss = nn.functional.ctc_loss(
                 log_probs.transpose(0, 1),
                 ctc_targets.to(self.device),
-                audio.frame_lengths,
+                frame_lengths,
                 ctc_target_lengths.to(self.device),
                 blank=0,
                 zero_infinity=True,
             )
             loss = lm_loss + self.config.ctc_weight * ctc_loss
         return LossOutput(loss=loss, lm_loss=lm_loss, ctc_loss=ctc_loss)
+
+    def llm_hidden_states(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last hidden states of the decoder (B, L, D), without the vocabulary projection."""
+        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1)
+        return out.hidden_states[-1]
 
     def ctc_batch(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = [self.ctc.encode(t) for t in texts]
@@ -185,15 +208,24 @@ class AcLLM(nn.Module):
 
     @torch.inference_mode()
     def generate(self, features: Features, contexts: list[PromptContext], options: DecodingOptions) -> list[Hypothesis]:
-        if len(contexts) != features.mel.shape[0]:
-            raise ValueError(f"got {len(contexts)} prompt contexts for {features.mel.shape[0]} audio chunks")
-        audio = self.encode(features)
+        frames, lengths = self.encoder(features.mel.to(self.device), features.mel_lengths.to(self.device))
+        return self.generate_from_frames(frames, lengths, contexts, options)
+
+    @torch.inference_mode()
+    def generate_from_frames(
+        self, frames: torch.Tensor, frame_lengths: torch.Tensor, contexts: list[PromptContext], options: DecodingOptions
+    ) -> list[Hypothesis]:
+        """Decode from encoder frames (B, T, C); the token budget follows the longest clip."""
+        if len(contexts) != frames.shape[0]:
+            raise ValueError(f"got {len(contexts)} prompt contexts for {frames.shape[0]} audio chunks")
+        frames, frame_lengths = frames.to(self.device, self.adapter.proj[0].weight.dtype), frame_lengths.to(self.device)
+        embeds, embed_lengths = self.adapter(frames, frame_lengths)
+        audio = AudioEncoding(frames, frame_lengths, embeds, embed_lengths)
         prompts = [self.prompt.render(c) for c in contexts]
-        inputs = self.prompt.assemble(prompts, audio.embed_lengths.tolist())
-        embeds = self.splice(inputs, audio)
-        duration_s = float(features.duration_s.max())
+        inputs = self.prompt.assemble(prompts, embed_lengths.tolist())
+        duration_s = float(frame_lengths.max()) * ENCODER_FRAME_S
         out = self.llm.generate(
-            inputs_embeds=embeds,
+            inputs_embeds=self.splice(inputs, audio),
             attention_mask=inputs.attention_mask.to(self.device),
             **options.generate_kwargs(duration_s, self.prompt.eos_id, self.prompt.pad_id),
         )

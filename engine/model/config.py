@@ -99,7 +99,7 @@ class AcLLMConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AcLLMConfig":
-        return _build(cls, data, "config")
+        return dataclass_from_dict(cls, data, "config")
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -109,7 +109,7 @@ class AcLLMConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _build(cls, data: Any, where: str):
+def dataclass_from_dict(cls, data: Any, where: str):
     """Build a (nested) frozen dataclass from plain JSON data; unknown keys are an error."""
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be an object, got {type(data).__name__}")
@@ -122,7 +122,7 @@ def _build(cls, data: Any, where: str):
     for name, value in data.items():
         target = hints[name]
         if value is not None and dataclasses.is_dataclass(target):
-            value = _build(target, value, f"{where}.{name}")
+            value = dataclass_from_dict(target, value, f"{where}.{name}")
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[name] = value

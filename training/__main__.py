@@ -1,0 +1,65 @@
+"""python -m training {data,sft,export,evaluate} ..."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "data":
+        from training.data.build import main as data_main
+
+        return data_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m training", description="Keyscribe training stages.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("data", help="build manifests and the synthetic corpus (see `python -m training data --help`)")
+    sft = sub.add_parser("sft", help="speech->text SFT (LLM frozen)")
+    sft.add_argument("--config", type=Path, required=True, help="YAML, e.g. training/configs/sft-default.yaml")
+    sft.add_argument("overrides", nargs="*", help="key=value settings that win over the YAML")
+    export = sub.add_parser("export", help="copy a run's checkpoint into a model folder the engine loads")
+    export.add_argument("--run", type=Path, required=True, help="the run folder (out_dir)")
+    export.add_argument("--which", choices=("best", "last"), default="best")
+    export.add_argument("--to", type=Path, required=True, help="e.g. resources/models/default")
+    ev = sub.add_parser("evaluate", help="WER of a model (and the Whisper tiny.en peer) on manifests")
+    ev.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
+    ev.add_argument("--manifest", type=Path, nargs="+", required=True)
+    ev.add_argument("--limit", type=int, default=0, help="first N utterances of each manifest (0 = all)")
+    ev.add_argument("--peer", action="store_true", help="also run faster-whisper tiny.en (int8, beam 5)")
+    ev.add_argument("--beam-size", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    if args.command == "sft":
+        from training.config import load_config, parse_override
+        from training.recipes import sft as recipe
+
+        config = load_config(recipe.SFTConfig, args.config, dict(parse_override(o) for o in args.overrides))
+        recipe.train(recipe.setup(config))
+        return 0
+    if args.command == "export":
+        return _export(args.run / args.which, args.to)
+    if args.command == "evaluate":
+        from training.evaluate_cli import run
+
+        return run(args)
+    return 2
+
+
+def _export(source: Path, target: Path) -> int:
+    from engine.model.checkpoint import TRAINED_FILE
+
+    if not (source / TRAINED_FILE).is_file():
+        print(f"export: {source} holds no checkpoint", file=sys.stderr)
+        return 2
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("training_state.pt"))
+    print(f"export: wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

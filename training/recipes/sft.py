@@ -1,0 +1,313 @@
+"""SFT: speech -> text (Seed-ASR / SLAM-ASR). The LLM stays frozen.
+
+Trained: the adapter and the encoder's CTC head (+ LoRA on the LLM, + the
+encoder itself, by config). Loss = LLM cross-entropy on the transcript tokens
++ λ·CTC on the encoder head. Built on accelerate, so one recipe runs on a CPU,
+a GPU, or many (``accelerate launch -m training sft --config ...``).
+
+With a frozen encoder, its outputs are computed once per utterance and cached
+(training/features.py); every step then costs only the adapter and the LLM.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.model.acllm import AcLLM
+from engine.model.checkpoint import build_model, load_checkpoint, save_checkpoint
+from engine.model.config import AcLLMConfig, LoraConfig
+from engine.model.runtime import Runtime
+from engine.model.tiny import default_config, tiny_config
+from engine.prompt import PromptContext
+from training.data.manifest import Utterance, read_manifest
+
+PRESETS = {"tiny": lambda: tiny_config(lora=True), "default": default_config}
+STATE_FILE = "training_state.pt"
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    model: str = "default"  # architecture preset: "tiny" (random, for tests) or "default"
+    init_from: str | None = None  # continue from this checkpoint folder instead of a fresh adapter
+    lora: LoraConfig | None = None  # LoRA on the LLM (the tiny preset always has one)
+    ctc_weight: float = 0.3
+    train_manifests: tuple[str, ...] = ()
+    dev_manifests: tuple[str, ...] = ()
+    out_dir: str = "runs/sft"
+    cache_dir: str = "data/cache"
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 8  # utterances per micro-batch (per process)
+    grad_accum: int = 1
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1  # cosine decays to lr·min_lr_ratio
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    bf16: bool = False  # bf16 autocast (see README: slower than fp32 on CPUs without AMX/AVX512-BF16)
+    log_every: int = 10
+    save_every: int = 100
+    eval_every: int = 0  # 0 = only at the end
+    eval_utterances: int = 32  # per dev manifest
+    max_duration_s: float = 30.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in PRESETS:
+            raise ValueError(f"model must be one of {', '.join(PRESETS)}, got {self.model!r}")
+        if not self.train_manifests:
+            raise ValueError("train_manifests is empty: list at least one JSONL manifest")
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+
+    def model_config(self) -> AcLLMConfig:
+        config = PRESETS[self.model]()
+        llm = config.llm if self.lora is None else dataclasses.replace(config.llm, lora=self.lora)
+        return dataclasses.replace(config, llm=llm, ctc_weight=self.ctc_weight)
+
+
+class FrameLoss(nn.Module):
+    """The model's loss from cached encoder frames, as a module accelerate can wrap (DDP)."""
+
+    def __init__(self, model: AcLLM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames, frame_lengths, inputs, ctc_targets, ctc_lengths):
+        return self.model.loss_from_frames(frames, frame_lengths, inputs, ctc_targets, ctc_lengths)
+
+
+@dataclass
+class SFTState:
+    config: SFTConfig
+    accelerator: object
+    model: AcLLM
+    wrapped: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    train: list[Utterance]
+    dev: dict[str, list[Utterance]]
+    frames: dict[str, torch.Tensor]  # utterance id -> (T, C) float16 encoder frames
+    step: int = 0
+    best_wer: float = math.inf
+
+
+def setup(config: SFTConfig) -> SFTState:
+    from accelerate import Accelerator
+
+    from training.features import build_encoder_cache, cache_key
+
+    accelerator = Accelerator(mixed_precision="bf16" if config.bf16 else "no")
+    torch.manual_seed(config.seed)
+    runtime = Runtime(device=accelerator.device.type, quantization="fp32")
+    if config.init_from:
+        model = load_checkpoint(Path(config.init_from), runtime)
+    else:
+        model = build_model(config.model_config(), runtime, seed=config.seed)
+    if model.config.encoder.trainable:
+        raise ValueError("this recipe trains from cached encoder frames; a trainable encoder needs the audio path")
+    train = [u for m in config.train_manifests for u in read_manifest(m) if u.duration_s <= config.max_duration_s]
+    dev = {Path(m).stem: read_manifest(m)[: config.eval_utterances] for m in config.dev_manifests}
+    frames: dict[str, torch.Tensor] = {}
+    for manifest, utterances in [*((m, [u for u in read_manifest(m) if u.duration_s <= config.max_duration_s]) for m in config.train_manifests),
+                                 *((m, dev[Path(m).stem]) for m in config.dev_manifests)]:  # fmt: skip
+        folder = Path(config.cache_dir) / f"{Path(manifest).stem}-{cache_key(model, Path(manifest))}"
+        with accelerator.main_process_first():
+            cache = build_encoder_cache(model, utterances, folder, progress=accelerator.is_main_process)
+        for shard in sorted(set(cache.index.values())):
+            frames.update(cache.load_shard(shard))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config))
+    wrapped, optimizer, scheduler = accelerator.prepare(FrameLoss(model), optimizer, scheduler)
+    state = SFTState(config, accelerator, model, wrapped, optimizer, scheduler, train, dev, frames)
+    _maybe_resume(state)
+    return state
+
+
+def _warmup_cosine(config: SFTConfig):
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+        return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def make_batch(state: SFTState, utterances: list[Utterance], contexts: list[PromptContext] | None = None):
+    """Pad cached frames and lay out prompt + transcript tokens for a list of utterances."""
+    model = state.model
+    frames = [state.frames[u.id].float() for u in utterances]
+    lengths = torch.tensor([f.shape[0] for f in frames], dtype=torch.long)
+    padded = nn.utils.rnn.pad_sequence(frames, batch_first=True)  # (B, T, C)
+    adapter_lengths = ((lengths + model.adapter.stack - 1) // model.adapter.stack).tolist()
+    contexts = contexts or [PromptContext()] * len(utterances)
+    prompts = [model.prompt.render(c) for c in contexts]
+    inputs = model.prompt.assemble(prompts, adapter_lengths, [model.prompt.target_ids(u.text) for u in utterances])
+    ctc_targets, ctc_lengths = model.ctc_batch([u.text for u in utterances])
+    return padded, lengths, inputs, ctc_targets, ctc_lengths
+
+
+def _sample(state: SFTState, step: int, micro: int) -> list[Utterance]:
+    """The same utterances for the same (seed, step, process), so a resumed run continues identically."""
+    acc = state.accelerator
+    rng = random.Random(f"{state.config.seed}/{step}/{micro}/{acc.process_index}")
+    return rng.sample(state.train, min(state.config.batch_size, len(state.train)))
+
+
+def train(state: SFTState) -> SFTState:
+    from tqdm import tqdm
+
+    config, acc = state.config, state.accelerator
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    params = [p for p in state.model.parameters() if p.requires_grad]
+    bar = tqdm(total=config.steps, initial=state.step, desc="sft", disable=not acc.is_main_process, dynamic_ncols=True)
+    window: list[dict] = []
+    start_time = time.perf_counter()
+    state.wrapped.train()
+    while state.step < config.steps:
+        totals = {"loss": 0.0, "lm_loss": 0.0, "ctc_loss": 0.0}
+        for micro in range(config.grad_accum):
+            batch = make_batch(state, _sample(state, state.step, micro))
+            with acc.autocast():
+                result = state.wrapped(*batch)
+            acc.backward(result.loss / config.grad_accum)
+            totals["loss"] += result.loss.item() / config.grad_accum
+            totals["lm_loss"] += result.lm_loss.item() / config.grad_accum
+            totals["ctc_loss"] += (result.ctc_loss.item() if result.ctc_loss is not None else 0.0) / config.grad_accum
+        acc.clip_grad_norm_(params, config.max_grad_norm)
+        state.optimizer.step()
+        state.scheduler.step()
+        state.optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        window.append(totals)
+        bar.update(1)
+        bar.set_postfix(loss=f"{totals['loss']:.3f}", lm=f"{totals['lm_loss']:.3f}")
+        if state.step % config.log_every == 0 or state.step == config.steps:
+            record = {k: sum(w[k] for w in window) / len(window) for k in totals}
+            record.update(step=state.step, lr=state.scheduler.get_last_lr()[0], elapsed_s=round(time.perf_counter() - start_time, 1))
+            window = []
+            if acc.is_main_process:
+                with open(out / "metrics.jsonl", "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+        evaluate_now = config.eval_every and state.step % config.eval_every == 0
+        if evaluate_now or state.step == config.steps:
+            _evaluate(state)
+        if state.step % config.save_every == 0 or state.step == config.steps:
+            save(state, out / "last", with_training_state=True)
+            if acc.is_main_process:
+                plot_metrics(out / "metrics.jsonl", out / "loss.png")
+    bar.close()
+    return state
+
+
+def _evaluate(state: SFTState) -> None:
+    from engine.decoding import DecodingOptions
+    from training.evaluate import error_rates
+
+    if not state.dev or not state.accelerator.is_main_process:
+        return
+    state.model.eval()
+    record: dict = {"step": state.step}
+    wers = []
+    for name, utterances in state.dev.items():
+        hyps = []
+        for start in range(0, len(utterances), state.config.batch_size):
+            chunk = utterances[start : start + state.config.batch_size]
+            frames, lengths, *_ = make_batch(state, chunk)
+            hyps += [h.text for h in state.model.generate_from_frames(frames, lengths, [PromptContext()] * len(chunk), DecodingOptions())]
+        rates = error_rates([u.text for u in utterances], hyps)
+        record[f"dev_wer/{name}"] = round(rates.wer, 4)
+        record[f"dev_example/{name}"] = {"ref": utterances[0].text, "hyp": hyps[0]}
+        wers.append(rates.wer)
+    state.model.train()
+    out = Path(state.config.out_dir)
+    with open(out / "metrics.jsonl", "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    mean_wer = sum(wers) / len(wers)
+    if mean_wer < state.best_wer:
+        state.best_wer = mean_wer
+        save(state, out / "best", with_training_state=False)
+
+
+def save(state: SFTState, directory: Path, with_training_state: bool) -> None:
+    """Write a loadable checkpoint (and the optimizer state to resume from) atomically."""
+    acc = state.accelerator
+    acc.wait_for_everyone()
+    if not acc.is_main_process:
+        return
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    save_checkpoint(state.model, partial)
+    if with_training_state:
+        torch.save(
+            {
+                "step": state.step,
+                "best_wer": state.best_wer,
+                "optimizer": state.optimizer.state_dict(),
+                "scheduler": state.scheduler.state_dict(),
+                "config": dataclasses.asdict(state.config),
+            },
+            partial / STATE_FILE,
+        )
+    shutil.rmtree(directory, ignore_errors=True)
+    partial.rename(directory)
+
+
+def _maybe_resume(state: SFTState) -> None:
+    from safetensors.torch import load_file
+
+    last = Path(state.config.out_dir) / "last"
+    if not (last / STATE_FILE).is_file():
+        return
+    # Our own file, written by save(); weights_only refuses anything but tensors and plain data.
+    saved = torch.load(last / STATE_FILE, weights_only=True)
+    state.model.load_trainable_state_dict(load_file(last / "trained.safetensors"))
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    state.step = int(saved["step"])
+    state.best_wer = float(saved["best_wer"])
+    if state.accelerator.is_main_process:
+        print(f"sft: resumed from {last} at step {state.step}")
+
+
+def plot_metrics(metrics: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    losses = [r for r in rows if "loss" in r]
+    evals = [r for r in rows if any(k.startswith("dev_wer/") for k in r)]
+    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(10 if evals else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    for key in ("loss", "lm_loss", "ctc_loss"):
+        ax.plot([r["step"] for r in losses], [r[key] for r in losses], label=key)
+    ax.set_xlabel("step")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("training loss")
+    if evals:
+        ax = axes[0][1]
+        for key in sorted({k for r in evals for k in r if k.startswith("dev_wer/")}):
+            ax.plot([r["step"] for r in evals if key in r], [100 * r[key] for r in evals if key in r], marker="o", label=key[8:])
+        ax.set_xlabel("step")
+        ax.set_ylabel("WER %")
+        ax.legend()
+        ax.set_title("dev WER")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
