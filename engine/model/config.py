@@ -67,10 +67,8 @@ class LLMConfig:
 
 @dataclass(frozen=True)
 class PromptConfig:
-    system: str = (
-        "You are a careful speech recognizer. Write down exactly what is said in the audio, "
-        "with normal capitalization and punctuation. Use the context only to spell names and terms."
-    )
+    # Short on purpose: every prompt token costs compute in each training step and each chunk.
+    system: str = "You write down exactly what is said in the audio, with punctuation."
     task: str = "Transcribe the audio."
     history_chars: int = 400  # tail of the transcript so far given as history
 
