@@ -16,10 +16,11 @@ from engine.prompt import PromptContext
 pytest.importorskip("bitsandbytes")
 
 
-def _quantized_linears(model) -> int:
+def _quantized_linears(model, quantization: str = "nf4") -> int:
     import bitsandbytes as bnb
 
-    return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.llm.modules())
+    kind = bnb.nn.Linear4bit if quantization == "nf4" else bnb.nn.Linear8bitLt
+    return sum(isinstance(m, kind) for m in model.llm.modules())
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +39,10 @@ def test_runtime_resolution():
             resolve_runtime("cuda", "nf4")
 
 
-def test_nf4_load_and_generate_on_cpu(tiny_checkpoint):
-    model = load_checkpoint(tiny_checkpoint, resolve_runtime("cpu", "nf4"))
-    assert _quantized_linears(model) > 0
+@pytest.mark.parametrize("quantization", ["nf4", "int8"])
+def test_quantized_load_and_generate_on_cpu(tiny_checkpoint, quantization):
+    model = load_checkpoint(tiny_checkpoint, resolve_runtime("cpu", quantization))
+    assert _quantized_linears(model, quantization) > 0
     features = model.frontend([np.zeros(16000 * 2, dtype=np.float32) + 0.01])
     hyps = model.generate(features, [PromptContext()], DecodingOptions(min_new_tokens_cap=8, max_tokens_per_second=2))
     assert len(hyps) == 1 and np.isfinite(hyps[0].avg_logprob)
