@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +25,7 @@ from training.data.tts import audio_file_name, plan_noisy_copies, plan_tts_corpu
 from training.data.voices import Voice
 
 SR = 16_000
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tone(seconds: float, sample_rate: int = SR, freq: float = 220.0, seed: int = 0) -> np.ndarray:
@@ -196,13 +201,13 @@ def test_noise_is_added_at_the_planned_snr(speechlike):
 
 def test_every_augmentation_keeps_length_and_finite_values(tmp_path, speechlike):
     talkers = []
-    for i in range(3):
+    for i in range(augment.MIN_BABBLE_TALKERS):
         talkers.append(str(tmp_path / f"talker{i}.flac"))
         sf.write(talkers[-1], _tone(0.6 + 0.5 * i, freq=150 + 40 * i, seed=i), SR)
     room = augment.RoomSpec((5.0, 4.0, 2.8), 0.5, (1.0, 1.5, 1.6), (3.5, 2.5, 1.0))
     plans = [
         augment.AugmentPlan(reverb=room),
-        augment.AugmentPlan(noise=augment.NoiseSpec("babble", 5.0, 1, tuple(talkers), (0.1, 0.5, 0.9))),
+        augment.AugmentPlan(noise=augment.NoiseSpec("babble", 5.0, 1, tuple(talkers), (0.1, 0.5, 0.9, 0.3))),
         augment.AugmentPlan(telephone=True),
         *[augment.AugmentPlan(codec=codec, codec_compression=0.9) for codec in augment.CODECS],
         augment.AugmentPlan(peak_dbfs=-20.0),
@@ -231,7 +236,7 @@ def test_augmentation_plans_are_reproducible():
 
 FLITE = Voice("flite", "kal16", 105.0)
 ESPEAK = Voice("espeak", "en-us", 50.0)
-HELD_OUT = Voice("espeak", "en-029+f3", 50.0)
+HELD_OUT = Voice("espeak", "en-us+m2", 50.0)
 
 
 def _needs(*binaries):
@@ -254,6 +259,27 @@ def test_tts_plan_is_deterministic_and_keeps_dev_apart(tmp_path):
     assert {i.voice for i in plan.train} <= {FLITE, ESPEAK} and {i.voice for i in plan.dev} == {HELD_OUT}
     assert not {split_key(i.text) for i in plan.train} & {split_key(i.text) for i in plan.dev}
     assert all(i.augment.is_clean for i in plan.dev)
+
+
+_PLAN_DIGEST = """
+import hashlib, sys
+from training.data.tts import plan_tts_corpus
+plan = plan_tts_corpus(3, train_hours=10.0, dev_utterances=60, babble_pool=list("abcdefgh"),
+                       fortune_share=0.3, fortune_dir=sys.argv[1], max_train_utterances=240)
+print(hashlib.sha256(repr(plan).encode()).hexdigest())
+"""
+
+
+def test_tts_plan_does_not_depend_on_the_process(tmp_path):
+    """Resuming reuses files by plan digest, so a new process must plan exactly the same corpus."""
+    fortunes = _write_fortunes(tmp_path / "fortunes")
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        result = subprocess.run([sys.executable, "-c", _PLAN_DIGEST, str(fortunes)], env=env, cwd=REPO_ROOT,
+                                capture_output=True, text=True, check=True)
+        digests.add(result.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_tts_builder_renders_16k_mono_audio_and_resumes(tmp_path):
