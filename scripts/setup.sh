@@ -11,11 +11,12 @@ profile="${1:-run}"
 #   libportaudio2  sounddevice (recording in the app)
 #   libpulse0      QtMultimedia (playback in the app)
 #   libxcb-*, xvfb a real window for GUI tests and screenshots
-#   flite, espeak-ng, sox  the offline TTS voices the training data builder uses
+#   flite, espeak-ng, festival(+voices), sox, fortunes  offline TTS voices and text for the training data builder
 #   asterisk-core-sounds-en(-wav)  real recordings with transcripts (tests, dev set)
 apt_packages=(libportaudio2 libpulse0 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
 if [ "$profile" = dev ]; then
     apt_packages+=(xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 flite espeak-ng sox
+                   festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortunes
                    asterisk-core-sounds-en asterisk-core-sounds-en-wav)
 fi
 missing=()
