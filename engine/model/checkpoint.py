@@ -98,6 +98,7 @@ def _build_llm(config: AcLLMConfig, runtime: Runtime, checkpoint_dir: Path | Non
             intermediate_size=dims.intermediate,
             max_position_embeddings=2048,
             tie_word_embeddings=True,
+            initializer_range=0.1,  # wide enough that a tiny model can make peaked predictions
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
