@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--quantization", choices=QUANTIZATIONS, default="auto", help="LLM precision (default: picked per device)")
     t.add_argument("--beam-size", type=int, default=1, help="1 = greedy decoding")
-    t.add_argument("--batch-size", type=int, default=1, help="30 s windows decoded together")
+    t.add_argument("--batch-size", type=int, default=1, help="chunks decoded together")
+    t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -63,7 +64,13 @@ def _transcribe(args: argparse.Namespace) -> int:
     from engine.model.load import load_model
     from engine.transcribe import TranscribeOptions, Transcriber
 
-    options = TranscribeOptions(decoding=DecodingOptions(beam_size=args.beam_size), batch_size=args.batch_size)
+    from engine.segment import SegmentOptions
+
+    options = TranscribeOptions(
+        decoding=DecodingOptions(beam_size=args.beam_size),
+        segment=SegmentOptions() if args.segmentation == "vad" else None,
+        batch_size=args.batch_size,
+    )
     for path in args.audio:
         probe_audio(path)  # a bad file fails now, before minutes of model loading
     model = load_model(args.model, args.device, args.quantization, allow_untrained=True)

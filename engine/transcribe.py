@@ -1,7 +1,7 @@
-"""Transcribe a file of any length: walk ≤ 30 s windows, decode, collect segments.
+"""Transcribe a file of any length: cut it into ≤ 30 s chunks, decode, collect segments.
 
-This first version cuts fixed 30 s windows; voice-activity segmentation, history
-and journaling build on the same ``Transcriber`` interface.
+Chunks come from voice-activity segmentation (engine/segment.py: cut at pauses,
+never mid-word, silence skipped) or, with ``segment=None``, from fixed windows.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from engine.decoding import DecodingOptions
 from engine.model.acllm import AcLLM
 from engine.model.encoder import CHUNK_SECONDS
 from engine.prompt import PromptContext
+from engine.segment import Chunk, SegmentOptions, iter_chunks
 from engine.transcript import Segment, Transcript
 
 SILENCE_RMS = 1e-4  # a window quieter than this (about -80 dBFS) holds no speech: skip the LLM
@@ -26,14 +27,17 @@ SILENCE_RMS = 1e-4  # a window quieter than this (about -80 dBFS) holds no speec
 @dataclass(frozen=True)
 class TranscribeOptions:
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
-    window_s: float = float(CHUNK_SECONDS)
-    batch_size: int = 1  # windows decoded together
+    segment: SegmentOptions | None = field(default_factory=SegmentOptions)  # None: fixed windows
+    window_s: float = float(CHUNK_SECONDS)  # fixed-window length when segment is None
+    batch_size: int = 1  # chunks decoded together
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.window_s <= CHUNK_SECONDS:
             raise ValueError(f"window_s must be between 1 and {CHUNK_SECONDS} seconds, got {self.window_s}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if self.segment is not None and self.segment.max_chunk_s > CHUNK_SECONDS:
+            raise ValueError(f"segment.max_chunk_s must be at most {CHUNK_SECONDS} s, the encoder's window")
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,6 @@ class Progress:
 
 class Cancelled(Exception):
     """Raised when a transcription is cancelled through its cancel event."""
-
-
-@dataclass(frozen=True)
-class _Window:
-    start_s: float
-    samples: np.ndarray  # (T,) 16 kHz mono
 
 
 class Transcriber:
@@ -74,12 +72,12 @@ class Transcriber:
         total_s = probe_duration_s(path)
         segments: list[Segment] = []
         done_s = 0.0
-        for batch in _batched(self._windows(path), self.options.batch_size):
+        for batch in _batched(self._chunks(path), self.options.batch_size):
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"transcription of {path} was cancelled")
-            for window, text, logprob in zip(batch, *self._decode(batch, context), strict=True):
-                end_s = window.start_s + len(window.samples) / SAMPLE_RATE
-                segment = Segment(start_s=window.start_s, end_s=end_s, text=text, avg_logprob=logprob)
+            for chunk, text, logprob in zip(batch, *self._decode(batch, context), strict=True):
+                end_s = chunk.start_s + len(chunk.samples) / SAMPLE_RATE
+                segment = Segment(start_s=chunk.start_s, end_s=end_s, text=text, avg_logprob=logprob)
                 segments.append(segment)
                 done_s = end_s
                 if on_segment is not None:
@@ -88,13 +86,16 @@ class Transcriber:
                 progress_callback(Progress(done_s=done_s, total_s=total_s))
         return Transcript(segments=tuple(segments), duration_s=max(done_s, total_s or 0.0), model=self.model.config.name)
 
-    def _windows(self, path: str | Path) -> Iterator[_Window]:
+    def _chunks(self, path: str | Path) -> Iterator[Chunk]:
+        if self.options.segment is not None:
+            yield from iter_chunks(iter_audio_blocks(path, block_s=10.0), self.options.segment)
+            return
         start_s = 0.0
         for block in iter_audio_blocks(path, block_s=self.options.window_s):
-            yield _Window(start_s=start_s, samples=block)
+            yield Chunk(start_s=start_s, samples=block)
             start_s += len(block) / SAMPLE_RATE
 
-    def _decode(self, batch: list[_Window], context: PromptContext) -> tuple[list[str], list[float | None]]:
+    def _decode(self, batch: list[Chunk], context: PromptContext) -> tuple[list[str], list[float | None]]:
         texts: list[str] = [""] * len(batch)
         logprobs: list[float | None] = [None] * len(batch)
         voiced = [i for i, w in enumerate(batch) if _rms(w.samples) >= SILENCE_RMS]

@@ -46,7 +46,7 @@ def _tone_file(tmp_path, seconds: float, silent_from_s: float | None = None):
 def test_segments_cover_the_file_in_order(tmp_path):
     path = _tone_file(tmp_path, 65.0)
     seen, progress = [], []
-    transcript = Transcriber(FakeModel(), TranscribeOptions(batch_size=2)).transcribe(
+    transcript = Transcriber(FakeModel(), TranscribeOptions(segment=None, batch_size=2)).transcribe(
         path, on_segment=seen.append, progress_callback=progress.append
     )
     assert [s.start_s for s in transcript.segments] == [0.0, 30.0, 60.0]
@@ -60,7 +60,7 @@ def test_segments_cover_the_file_in_order(tmp_path):
 def test_silent_windows_skip_the_model(tmp_path):
     path = _tone_file(tmp_path, 90.0, silent_from_s=30.0)
     model = FakeModel()
-    transcript = Transcriber(model).transcribe(path)
+    transcript = Transcriber(model, TranscribeOptions(segment=None)).transcribe(path)
     assert model.calls == 1
     assert [s.text for s in transcript.segments] == ["chunk of 30.0 s", "", ""]
 
@@ -75,8 +75,33 @@ def test_cancel_stops_before_the_next_batch(tmp_path):
         cancel.set()
 
     with pytest.raises(Cancelled):
-        Transcriber(FakeModel()).transcribe(path, on_segment=on_segment, cancel=cancel)
+        Transcriber(FakeModel(), TranscribeOptions(segment=None)).transcribe(path, on_segment=on_segment, cancel=cancel)
     assert len(seen) == 1
+
+
+def test_voice_activity_chunks_follow_the_speech(tmp_path):
+    """Real prompts with pauses between them: chunks start at speech, skip long silence, keep file times."""
+    import soxr
+
+    from tests.conftest import ASTERISK_DIR
+
+    names = ["agent-loginok", "agent-newlocation", "auth-thankyou", "conf-getpin", "vm-goodbye"]
+    if not all((ASTERISK_DIR / f"{n}.wav").is_file() for n in names):
+        pytest.skip("Debian package asterisk-core-sounds-en-wav is not installed")
+    pieces, spans, t = [], [], 0.0
+    for name in names:
+        speech, rate = sf.read(ASTERISK_DIR / f"{name}.wav", dtype="float32")
+        speech = soxr.resample(speech, rate, 16000).astype(np.float32)
+        pieces += [speech, np.zeros(3 * 16000, dtype=np.float32)]  # 3 s of silence after each prompt
+        spans.append((t, t + len(speech) / 16000))
+        t += len(speech) / 16000 + 3.0
+    path = tmp_path / "prompts.wav"
+    sf.write(path, np.concatenate(pieces), 16000)
+    transcript = Transcriber(FakeModel()).transcribe(path)
+    assert len(transcript.segments) == len(names)  # one chunk per prompt: the 3 s pauses end chunks
+    for segment, (start, end) in zip(transcript.segments, spans, strict=True):
+        assert segment.start_s <= start + 0.25 and segment.end_s >= end - 0.05
+        assert segment.end_s - segment.start_s < (end - start) + 1.0  # the silence is not decoded
 
 
 def test_options_are_validated():
