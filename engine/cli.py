@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=1, help="chunks decoded together")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--no-resume", action="store_true", help="start afresh instead of reusing segments an interrupted run finished")
     return parser
 
 
@@ -61,6 +62,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     from engine.audio import probe_audio
     from engine.decoding import DecodingOptions
     from engine.export import export
+    from engine.journal import Journal, default_journal_path, job_key
     from engine.model.load import load_model
     from engine.transcribe import TranscribeOptions, Transcriber
 
@@ -79,9 +81,17 @@ def _transcribe(args: argparse.Namespace) -> int:
     transcriber = Transcriber(model, options)
     failures = 0
     for path in args.audio:
+        key = job_key(path, model.config.name, (options, context))
+        journal_path = default_journal_path(path, key)
+        if args.no_resume:
+            journal_path.unlink(missing_ok=True)
+        journal = Journal(journal_path, key)
+        if journal.finished and not args.quiet:
+            print(f"keyscribe: resuming {path.name} after {journal.resume_after_s:.1f} s (journal {journal_path})", file=sys.stderr)
         try:
-            transcript = _run_one(transcriber, path, context, args.quiet)
+            transcript = _run_one(transcriber, path, context, args.quiet, journal)
         except KeyscribeError as err:
+            journal.close()
             print(f"keyscribe: error: {err}", file=sys.stderr)
             failures += 1
             continue
@@ -92,6 +102,7 @@ def _transcribe(args: argparse.Namespace) -> int:
             args.output_dir.mkdir(parents=True, exist_ok=True)
             out = export(transcript, args.output_dir / f"{path.stem}.{args.format}", args.format)
             print(f"keyscribe: wrote {out}", file=sys.stderr)
+        journal.close(remove=True)  # the transcript is out; the journal has done its job
     return 1 if failures else 0
 
 
@@ -109,7 +120,7 @@ def _read_context(args: argparse.Namespace):
     return PromptContext(meeting=meeting, hotwords=hotwords)
 
 
-def _run_one(transcriber, path: Path, context, quiet: bool):
+def _run_one(transcriber, path: Path, context, quiet: bool, journal):
     from tqdm import tqdm
 
     from engine.audio import probe_duration_s
@@ -127,7 +138,7 @@ def _run_one(transcriber, path: Path, context, quiet: bool):
         def progress(p):
             bar.update(round(p.done_s - bar.n, 1))
 
-        return transcriber.transcribe(path, context, progress_callback=progress)
+        return transcriber.transcribe(path, context, progress_callback=progress, journal=journal)
 
 
 def _render_to_text(transcript, fmt: str) -> str:

@@ -17,6 +17,7 @@ from engine.audio import SAMPLE_RATE, iter_audio_blocks, probe_duration_s
 from engine.decoding import DecodingOptions
 from engine.model.acllm import AcLLM
 from engine.model.encoder import CHUNK_SECONDS
+from engine.journal import Journal
 from engine.prompt import PromptContext
 from engine.segment import Chunk, SegmentOptions, iter_chunks
 from engine.transcript import Segment, Transcript
@@ -68,17 +69,25 @@ class Transcriber:
         progress_callback: Callable[[Progress], None] | None = None,
         on_segment: Callable[[Segment], None] | None = None,
         cancel: threading.Event | None = None,
+        journal: Journal | None = None,
     ) -> Transcript:
+        """Decode every chunk; with a journal, segments finished by an earlier run are reused, not redone."""
         total_s = probe_duration_s(path)
-        segments: list[Segment] = []
-        done_s = 0.0
-        for batch in _batched(self._chunks(path), self.options.batch_size):
+        segments: list[Segment] = list(journal.finished) if journal is not None else []
+        done_s = segments[-1].end_s if segments else 0.0
+        for segment in segments:
+            if on_segment is not None:
+                on_segment(segment)
+        chunks = (c for c in self._chunks(path) if c.start_s + len(c.samples) / SAMPLE_RATE > done_s + 1e-6)
+        for batch in _batched(chunks, self.options.batch_size):
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"transcription of {path} was cancelled")
             for chunk, text, logprob in zip(batch, *self._decode(batch, context), strict=True):
                 end_s = chunk.start_s + len(chunk.samples) / SAMPLE_RATE
                 segment = Segment(start_s=chunk.start_s, end_s=end_s, text=text, avg_logprob=logprob)
                 segments.append(segment)
+                if journal is not None:
+                    journal.append(segment)
                 done_s = end_s
                 if on_segment is not None:
                     on_segment(segment)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Converted base weights are cached between runs inside the repo's pytest cache,
 # never in the user's cache folder; a set KEYSCRIBE_CACHE wins.
 os.environ.setdefault("KEYSCRIBE_CACHE", str(REPO / ".pytest_cache" / "keyscribe-weights"))
+# Journals and other user data go to a throwaway folder, never the user's own.
+os.environ.setdefault("KEYSCRIBE_DATA", tempfile.mkdtemp(prefix="keyscribe-test-data-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
