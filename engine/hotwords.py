@@ -11,7 +11,7 @@ def parse_hotwords(text: str) -> tuple[str, ...]:
     """Terms in order of first appearance; ``#`` starts a comment; case variants and repeats collapse."""
     seen: set[str] = set()
     terms: list[str] = []
-    for line in text.splitlines():
+    for line in text.removeprefix("\ufeff").splitlines():
         term = " ".join(line.split("#", 1)[0].split())
         if term and term.casefold() not in seen:
             seen.add(term.casefold())
@@ -27,3 +27,41 @@ def read_hotwords(path: str | Path) -> tuple[str, ...]:
         raise KeyscribeError(f"Hotword file {path} does not exist: check the path.") from err
     except UnicodeDecodeError as err:
         raise KeyscribeError(f"Hotword file {path} is not UTF-8 text: save it as UTF-8 and try again.") from err
+
+
+def _fold(text: str) -> str:
+    """Lower case, letters and digits only, single spaces: how the CTC head spells."""
+    kept = "".join(ch if ch.isalnum() or ch == "'" else " " for ch in text.casefold())
+    return " ".join(kept.split())
+
+
+def retrieve(hotwords: tuple[str, ...], hypothesis: str, limit: int = 20, min_score: float = 70.0) -> tuple[str, ...]:
+    """The hotwords most likely spoken in a chunk, judged from its first-pass (CTC) hypothesis.
+
+    Lists of thousands of terms cannot all go into the prompt, so each chunk gets
+    the few whose spelling best matches some stretch of the hypothesis (fuzzy
+    partial matching, as in SLAM-LLM's contextual-ASR filter mode). A list no
+    longer than ``limit`` is returned whole: nothing needs filtering.
+    """
+    if len(hotwords) <= limit:
+        return hotwords
+    from rapidfuzz import process
+
+    folded_hypothesis = _fold(hypothesis)
+    if not folded_hypothesis:
+        return ()
+    choices = {i: _fold(term) for i, term in enumerate(hotwords)}
+    matches = process.extract(folded_hypothesis, choices, scorer=_term_in_text, limit=limit, score_cutoff=min_score)
+    # Keep the user's order among the chosen terms: it is stable from chunk to chunk.
+    chosen = sorted(index for _, _, index in matches)
+    return tuple(hotwords[i] for i in chosen)
+
+
+def _term_in_text(text: str, term: str, **kwargs) -> float:
+    """How well ``term`` matches its best-aligned stretch of ``text`` (0-100); short terms must match closely."""
+    from rapidfuzz import fuzz
+
+    if not term:
+        return 0.0
+    score = fuzz.partial_ratio(term, text, **kwargs)
+    return score if len(term) >= 5 or score == 100 else 0.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from engine.audio import SAMPLE_RATE, iter_audio_blocks, probe_duration_s
 from engine.decoding import DecodingOptions
 from engine.model.acllm import AcLLM
 from engine.model.encoder import CHUNK_SECONDS
+from engine.hotwords import retrieve
 from engine.journal import Journal
 from engine.prompt import PromptContext
 from engine.segment import Chunk, SegmentOptions, iter_chunks
@@ -31,6 +32,7 @@ class TranscribeOptions:
     segment: SegmentOptions | None = field(default_factory=SegmentOptions)  # None: fixed windows
     window_s: float = float(CHUNK_SECONDS)  # fixed-window length when segment is None
     batch_size: int = 1  # chunks decoded together
+    prompt_hotwords: int = 20  # longer hotword lists are filtered per chunk (engine.hotwords.retrieve)
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.window_s <= CHUNK_SECONDS:
@@ -110,7 +112,15 @@ class Transcriber:
         voiced = [i for i, w in enumerate(batch) if _rms(w.samples) >= SILENCE_RMS]
         if voiced:
             features = self.model.frontend([batch[i].samples for i in voiced])
-            hyps = self.model.generate(features, [context] * len(voiced), self.options.decoding)
+            frames, lengths = self.model.encode_frames(features)
+            contexts = [context] * len(voiced)
+            if len(context.hotwords) > self.options.prompt_hotwords:
+                # Too many terms for one prompt: each chunk gets those its first pass suggests.
+                contexts = [
+                    replace(context, hotwords=retrieve(context.hotwords, hypothesis, limit=self.options.prompt_hotwords))
+                    for hypothesis in self.model.ctc_hypotheses(frames, lengths)
+                ]
+            hyps = self.model.generate_from_frames(frames, lengths, contexts, self.options.decoding)
             for i, hyp in zip(voiced, hyps, strict=True):
                 texts[i], logprobs[i] = hyp.text, hyp.avg_logprob
         return texts, logprobs

@@ -202,14 +202,18 @@ class AcLLM(nn.Module):
 
     # ----------------------------------------------------------------- inference
     @torch.inference_mode()
-    def ctc_hypotheses(self, features: Features) -> list[str]:
-        frames, lengths = self.encoder(features.mel.to(self.device), features.mel_lengths.to(self.device))
-        return self.ctc.greedy_decode(self.encoder.ctc_log_probs(frames), lengths)
+    def encode_frames(self, features: Features) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder frames (B, T, C) and lengths (B,), computed once and shared by CTC and the LLM."""
+        return self.encoder(features.mel.to(self.device), features.mel_lengths.to(self.device))
+
+    @torch.inference_mode()
+    def ctc_hypotheses(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list[str]:
+        """The CTC head's first-pass text per chunk (lower case, no punctuation)."""
+        return self.ctc.greedy_decode(self.encoder.ctc_log_probs(frames), frame_lengths)
 
     @torch.inference_mode()
     def generate(self, features: Features, contexts: list[PromptContext], options: DecodingOptions) -> list[Hypothesis]:
-        frames, lengths = self.encoder(features.mel.to(self.device), features.mel_lengths.to(self.device))
-        return self.generate_from_frames(frames, lengths, contexts, options)
+        return self.generate_from_frames(*self.encode_frames(features), contexts, options)
 
     @torch.inference_mode()
     def generate_from_frames(

@@ -24,13 +24,22 @@ class FakeModel:
 
     config = _Config()
 
-    def __init__(self):
+    def __init__(self, first_pass: str = ""):
         self.frontend = LogMelFrontend()
         self.calls = 0
+        self.first_pass = first_pass
+        self.contexts = []
 
-    def generate(self, features, contexts, options):
+    def encode_frames(self, features):
+        return features.duration_s, features.mel_lengths  # stand-ins the fake reads back
+
+    def ctc_hypotheses(self, frames, lengths):
+        return [self.first_pass] * len(frames)
+
+    def generate_from_frames(self, frames, lengths, contexts, options):
         self.calls += 1
-        return [Hypothesis(text=f"chunk of {d:.1f} s", token_ids=(), avg_logprob=-0.1) for d in features.duration_s.tolist()]
+        self.contexts += contexts
+        return [Hypothesis(text=f"chunk of {d:.1f} s", token_ids=(), avg_logprob=-0.1) for d in frames.tolist()]
 
 
 def _tone_file(tmp_path, seconds: float, silent_from_s: float | None = None):
@@ -102,6 +111,20 @@ def test_voice_activity_chunks_follow_the_speech(tmp_path):
     for segment, (start, end) in zip(transcript.segments, spans, strict=True):
         assert segment.start_s <= start + 0.25 and segment.end_s >= end - 0.05
         assert segment.end_s - segment.start_s < (end - start) + 1.0  # the silence is not decoded
+
+
+def test_long_hotword_lists_are_filtered_per_chunk(tmp_path):
+    from engine.prompt import PromptContext
+
+    path = _tone_file(tmp_path, 10.0)
+    hotwords = tuple(f"Distractor{i:03d}" for i in range(100)) + ("Raghunathan",)
+    model = FakeModel(first_pass="doctor ragunathan joins us")
+    Transcriber(model, TranscribeOptions(segment=None)).transcribe(path, PromptContext(meeting="sync", hotwords=hotwords))
+    assert model.contexts[0].hotwords == ("Raghunathan",)
+    assert model.contexts[0].meeting == "sync"
+    short = FakeModel(first_pass="anything")
+    Transcriber(short, TranscribeOptions(segment=None)).transcribe(path, PromptContext(hotwords=hotwords[:5]))
+    assert short.contexts[0].hotwords == hotwords[:5]  # short lists go into the prompt whole
 
 
 def test_options_are_validated():
