@@ -80,17 +80,16 @@ class Transcriber:
         for segment in segments:
             if on_segment is not None:
                 on_segment(segment)
-        chunks = (c for c in self._chunks(path) if c.start_s + len(c.samples) / SAMPLE_RATE > done_s + 1e-6)
+        chunks = (c for c in self._chunks(path) if c.end_s > done_s + 1e-6)
         for batch in _batched(chunks, self.options.batch_size):
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"transcription of {path} was cancelled")
             for chunk, text, logprob in zip(batch, *self._decode(batch, context), strict=True):
-                end_s = chunk.start_s + len(chunk.samples) / SAMPLE_RATE
-                segment = Segment(start_s=chunk.start_s, end_s=end_s, text=text, avg_logprob=logprob)
+                segment = Segment(start_s=chunk.start_s, end_s=chunk.end_s, text=text, avg_logprob=logprob)
                 segments.append(segment)
                 if journal is not None:
                     journal.append(segment)
-                done_s = end_s
+                done_s = chunk.end_s
                 if on_segment is not None:
                     on_segment(segment)
             if progress_callback is not None:
