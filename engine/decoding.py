@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+
+# Whisper's heuristic (openai/whisper transcribe.py, compression_ratio_threshold=2.4):
+# text that gzip shrinks this much is a repetition loop, not speech.
+MAX_COMPRESSION_RATIO = 2.4
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def looks_degenerate(text: str, max_ratio: float = MAX_COMPRESSION_RATIO) -> bool:
+    """True for the LLM-ASR failure of looping on a phrase ("the audio is: the audio is: ...")."""
+    return compression_ratio(text) > max_ratio
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio import SAMPLE_RATE, iter_audio_blocks, probe_duration_s
-from engine.decoding import DecodingOptions
+from engine.decoding import DecodingOptions, looks_degenerate
 from engine.model.acllm import AcLLM
 from engine.model.encoder import CHUNK_SECONDS
 from engine.hotwords import retrieve
@@ -33,6 +33,8 @@ class TranscribeOptions:
     window_s: float = float(CHUNK_SECONDS)  # fixed-window length when segment is None
     batch_size: int = 1  # chunks decoded together
     prompt_hotwords: int = 20  # longer hotword lists are filtered per chunk (engine.hotwords.retrieve)
+    # A chunk whose text loops (engine.decoding.looks_degenerate) is decoded again with these options.
+    fallback: DecodingOptions | None = field(default_factory=lambda: DecodingOptions(no_repeat_ngram_size=4, repetition_penalty=1.3))
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.window_s <= CHUNK_SECONDS:
@@ -120,6 +122,14 @@ class Transcriber:
                     for hypothesis in self.model.ctc_hypotheses(frames, lengths)
                 ]
             hyps = self.model.generate_from_frames(frames, lengths, contexts, self.options.decoding)
+            if self.options.fallback is not None:
+                looping = [j for j, hyp in enumerate(hyps) if looks_degenerate(hyp.text)]
+                if looping:
+                    retry = self.model.generate_from_frames(
+                        frames[looping], lengths[looping], [contexts[j] for j in looping], self.options.fallback
+                    )
+                    for j, hyp in zip(looping, retry, strict=True):
+                        hyps[j] = hyp
             for i, hyp in zip(voiced, hyps, strict=True):
                 texts[i], logprobs[i] = hyp.text, hyp.avg_logprob
         return texts, logprobs

@@ -39,7 +39,18 @@ class FakeModel:
     def generate_from_frames(self, frames, lengths, contexts, options):
         self.calls += 1
         self.contexts += contexts
-        return [Hypothesis(text=f"chunk of {d:.1f} s", token_ids=(), avg_logprob=-0.1) for d in frames.tolist()]
+        self.options = getattr(self, "options", []) + [options]
+        return [Hypothesis(text=self.answer(d, options), token_ids=(), avg_logprob=-0.1) for d in frames.tolist()]
+
+    def answer(self, duration_s: float, options) -> str:
+        return f"chunk of {duration_s:.1f} s"
+
+
+class LoopingModel(FakeModel):
+    """Loops on a phrase unless the decoding options forbid repeats, like an LLM stuck on the audio."""
+
+    def answer(self, duration_s: float, options) -> str:
+        return "fine words" if options.no_repeat_ngram_size else "the audio is: " * 30
 
 
 def _tone_file(tmp_path, seconds: float, silent_from_s: float | None = None):
@@ -125,6 +136,20 @@ def test_long_hotword_lists_are_filtered_per_chunk(tmp_path):
     short = FakeModel(first_pass="anything")
     Transcriber(short, TranscribeOptions(segment=None)).transcribe(path, PromptContext(hotwords=hotwords[:5]))
     assert short.contexts[0].hotwords == hotwords[:5]  # short lists go into the prompt whole
+
+
+def test_looping_chunks_are_decoded_again_with_the_fallback(tmp_path):
+    from engine.decoding import looks_degenerate
+
+    assert looks_degenerate("the audio is: " * 30) and not looks_degenerate("Thanks for making time today.")
+    path = _tone_file(tmp_path, 10.0)
+    model = LoopingModel()
+    transcript = Transcriber(model, TranscribeOptions(segment=None)).transcribe(path)
+    assert transcript.text == "fine words"
+    assert [o.no_repeat_ngram_size for o in model.options] == [0, 4]
+    plain = LoopingModel()
+    stuck = Transcriber(plain, TranscribeOptions(segment=None, fallback=None)).transcribe(path)
+    assert looks_degenerate(stuck.text) and len(plain.options) == 1
 
 
 def test_options_are_validated():
