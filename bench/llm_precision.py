@@ -83,7 +83,7 @@ def main() -> None:
             rss = _peak_rss_mb()
             rows.append((precision, tps, load_s))
             print(f"{precision:>5}: {tps:6.1f} tokens/s (prompt {prompt.shape[1]} tokens), load {load_s:.1f} s, peak RSS so far {rss:.0f} MB")
-            del llm
+            llm = None  # free this precision's weights before loading the next
         base = next((tps for p, tps, _ in rows if p == "fp32"), None)
         if base:
             print("ratio tokens/s vs fp32: " + ", ".join(f"{p} {tps / base:.2f}x" for p, tps, _ in rows))
