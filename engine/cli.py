@@ -64,9 +64,8 @@ def _transcribe(args: argparse.Namespace) -> int:
     from engine.export import export
     from engine.journal import Journal, default_journal_path, job_key
     from engine.model.load import load_model
-    from engine.transcribe import TranscribeOptions, Transcriber
-
     from engine.segment import SegmentOptions
+    from engine.transcribe import TranscribeOptions, Transcriber
 
     options = TranscribeOptions(
         decoding=DecodingOptions(beam_size=args.beam_size),

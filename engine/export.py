@@ -15,6 +15,7 @@ import bisect
 import io
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -249,6 +250,10 @@ def _render_json(transcript: Transcript, options: _RenderOptions) -> bytes:
     return (json.dumps(transcript.to_dict(), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
+# Characters XML 1.0 (and so DOCX) cannot hold: C0 controls other than tab, newline, return.
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _render_docx(transcript: Transcript, options: _RenderOptions) -> bytes:
     try:
         import docx  # lazy: python-docx is only needed for this one format
@@ -279,7 +284,7 @@ def _render_docx(transcript: Transcript, options: _RenderOptions) -> bytes:
         stamp = paragraph.add_run(f"[{_format_clock(segment.start_s)}]")
         stamp.bold = True
         stamp.font.color.rgb = grey
-        paragraph.add_run(" " + text)
+        paragraph.add_run(" " + _XML_UNSAFE.sub("", text))
 
     buffer = io.BytesIO()
     document.save(buffer)

@@ -15,10 +15,10 @@ import numpy as np
 
 from engine.audio import SAMPLE_RATE, iter_audio_blocks, probe_duration_s
 from engine.decoding import DecodingOptions, looks_degenerate
-from engine.model.acllm import AcLLM
-from engine.model.encoder import CHUNK_SECONDS
 from engine.hotwords import retrieve
 from engine.journal import Journal
+from engine.model.acllm import AcLLM
+from engine.model.encoder import CHUNK_SECONDS
 from engine.prompt import PromptContext
 from engine.segment import Chunk, SegmentOptions, iter_chunks
 from engine.transcript import Segment, Transcript

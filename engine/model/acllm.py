@@ -74,6 +74,11 @@ class CharCTC:
         return texts
 
 
+def _printable(text: str) -> str:
+    """Transcript text: control characters dropped, whitespace runs (newlines too) made single spaces."""
+    return " ".join("".join(ch for ch in text if ch.isprintable() or ch.isspace()).split())
+
+
 class AcLLM(nn.Module):
     def __init__(self, config: AcLLMConfig, encoder: SpeechEncoder, adapter: FrameStackProjector, llm: nn.Module, tokenizer, runtime: Runtime):
         super().__init__()
@@ -246,7 +251,7 @@ class AcLLM(nn.Module):
         hypotheses = []
         for row_ids, score in zip(sequences.tolist(), scores, strict=True):
             content = row_ids[: self._content_length(row_ids)]
-            text = self.tokenizer.decode(content, skip_special_tokens=True).strip()
+            text = _printable(self.tokenizer.decode(content, skip_special_tokens=True))
             hypotheses.append(Hypothesis(text=text, token_ids=tuple(content), avg_logprob=float(score)))
         return hypotheses
 

@@ -461,3 +461,10 @@ def test_export_module_imports_without_python_docx(tmp_path):
         check=True,
     )
     assert "pip install python-docx" in result.stdout
+
+
+def test_docx_drops_characters_xml_cannot_hold(tmp_path):
+    transcript = Transcript(segments=(Segment(0.0, 2.0, "bell\x07 and\x00 nul"),), duration_s=2.0)
+    out = export(transcript, tmp_path / "t.docx")
+    text = "\n".join(p.text for p in docx.Document(str(out)).paragraphs)
+    assert "bell and nul" in text
