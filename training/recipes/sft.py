@@ -116,11 +116,13 @@ def setup(config: SFTConfig) -> SFTState:
         model = build_model(config.model_config(), runtime, seed=config.seed)
     if model.config.encoder.trainable:
         raise ValueError("this recipe trains from cached encoder frames; a trainable encoder needs the audio path")
-    train = [u for m in config.train_manifests for u in read_manifest(m) if u.duration_s <= config.max_duration_s]
-    dev = {Path(m).stem: read_manifest(m)[: config.eval_utterances] for m in config.dev_manifests}
+    # Each manifest is read once: its utterances feed both the encoder cache and training/eval.
+    train_sets = {m: [u for u in read_manifest(m) if u.duration_s <= config.max_duration_s] for m in config.train_manifests}
+    dev_sets = {m: read_manifest(m)[: config.eval_utterances] for m in config.dev_manifests}
+    train = [u for utterances in train_sets.values() for u in utterances]
+    dev = {Path(m).stem: utterances for m, utterances in dev_sets.items()}
     frames: dict[str, torch.Tensor] = {}
-    for manifest, utterances in [*((m, [u for u in read_manifest(m) if u.duration_s <= config.max_duration_s]) for m in config.train_manifests),
-                                 *((m, dev[Path(m).stem]) for m in config.dev_manifests)]:  # fmt: skip
+    for manifest, utterances in [*train_sets.items(), *dev_sets.items()]:
         folder = Path(config.cache_dir) / f"{Path(manifest).stem}-{cache_key(model, Path(manifest))}"
         with accelerator.main_process_first():
             cache = build_encoder_cache(model, utterances, folder, progress=accelerator.is_main_process)
