@@ -28,9 +28,19 @@ class AudioEncoding:
 
 @dataclass(frozen=True)
 class LossOutput:
-    loss: torch.Tensor  # CE + λ·CTC
-    lm_loss: torch.Tensor
+    loss: torch.Tensor  # CE + λ·CTC + μ·token CTC
+    lm_loss: torch.Tensor | None  # None when the LLM was skipped (adapter alignment steps)
     ctc_loss: torch.Tensor | None
+    token_ctc_loss: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class TokenTargets:
+    """Transcripts as LLM token ids for the adapter's token CTC, over a subset of the vocabulary."""
+
+    vocab: torch.Tensor  # (V',) sorted LLM token ids the logits are computed over
+    targets: torch.Tensor  # (B, S) 1 + index into vocab (0 pads; the blank is 0 too)
+    lengths: torch.Tensor  # (B,)
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,11 @@ class CharCTC:
                 previous = idx
             texts.append(re.sub(r" +", " ", "".join(chars)).strip())
         return texts
+
+
+def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """CTC loss with blank 0 from batch-first log-probabilities (B, T, V)."""
+    return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, input_lengths, target_lengths, blank=0, zero_infinity=True)
 
 
 def _printable(text: str) -> str:
@@ -163,34 +178,41 @@ class AcLLM(nn.Module):
         inputs: ModelInputs,
         ctc_targets: torch.Tensor | None = None,
         ctc_target_lengths: torch.Tensor | None = None,
+        token_targets: TokenTargets | None = None,
+        use_llm: bool = True,
     ) -> LossOutput:
-        """LLM cross-entropy on the transcript tokens only, plus λ·CTC on the encoder head."""
-        if inputs.labels is None:
-            raise ValueError("the training loss needs labels; use generate() to decode")
+        """LLM cross-entropy on the transcript tokens, + λ·CTC on the encoder head, + μ·token CTC on the adapter.
+
+        ``use_llm=False`` skips the LLM (alignment steps): only the CTC terms train.
+        """
         frames = frames.to(self.device)
         frame_lengths = frame_lengths.to(self.device)
-        embeds, embed_lengths = self.adapter(frames, frame_lengths)
-        audio = AudioEncoding(frames, frame_lengths, embeds, embed_lengths)
-        labels = inputs.labels.to(self.device)
-        hidden = self.llm_hidden_states(self.splice(inputs, audio), inputs.attention_mask.to(self.device))  # (B, L, D)
-        # Only positions that predict a transcript token need the (large) vocabulary projection.
-        predicts = labels[:, 1:] != IGNORE_INDEX  # (B, L-1)
-        logits = self.llm.get_output_embeddings()(hidden[:, :-1][predicts])  # (n_targets, V)
-        lm_loss = nn.functional.cross_entropy(logits.float(), labels[:, 1:][predicts])
-        ctc_loss = None
-        loss = lm_loss
+        embeds, embed_lengths = self.adapter(frames, frame_lengths)  # (B, N, D)
+        terms: list[torch.Tensor] = []
+        lm_loss = ctc_loss = token_ctc_loss = None
+        if use_llm:
+            if inputs.labels is None:
+                raise ValueError("the training loss needs labels; use generate() to decode")
+            audio = AudioEncoding(frames, frame_lengths, embeds, embed_lengths)
+            labels = inputs.labels.to(self.device)
+            hidden = self.llm_hidden_states(self.splice(inputs, audio), inputs.attention_mask.to(self.device))  # (B, L, D)
+            # Only positions that predict a transcript token need the (large) vocabulary projection.
+            predicts = labels[:, 1:] != IGNORE_INDEX  # (B, L-1)
+            logits = self.llm.get_output_embeddings()(hidden[:, :-1][predicts])  # (n_targets, V)
+            lm_loss = nn.functional.cross_entropy(logits.float(), labels[:, 1:][predicts])
+            terms.append(lm_loss)
         if ctc_targets is not None and self.config.ctc_weight > 0:
             log_probs = self.encoder.ctc_log_probs(frames)  # (B, T, V)
-            ctc_loss = nn.functional.ctc_loss(
-                log_probs.transpose(0, 1),
-                ctc_targets.to(self.device),
-                frame_lengths,
-                ctc_target_lengths.to(self.device),
-                blank=0,
-                zero_infinity=True,
-            )
-            loss = lm_loss + self.config.ctc_weight * ctc_loss
-        return LossOutput(loss=loss, lm_loss=lm_loss, ctc_loss=ctc_loss)
+            ctc_loss = _ctc(log_probs, ctc_targets.to(self.device), frame_lengths, ctc_target_lengths.to(self.device))
+            terms.append(self.config.ctc_weight * ctc_loss)
+        if token_targets is not None and self.config.token_ctc_weight > 0:
+            table = self.llm.get_input_embeddings().weight[token_targets.vocab.to(self.device)]  # (V', D)
+            log_probs = self.adapter.token_log_probs(embeds, table)  # (B, N, 1+V')
+            token_ctc_loss = _ctc(log_probs, token_targets.targets.to(self.device), embed_lengths, token_targets.lengths.to(self.device))
+            terms.append(self.config.token_ctc_weight * token_ctc_loss)
+        if not terms:
+            raise ValueError("nothing to train: use_llm=False needs CTC or token-CTC targets with a positive weight")
+        return LossOutput(loss=sum(terms), lm_loss=lm_loss, ctc_loss=ctc_loss, token_ctc_loss=token_ctc_loss)
 
     def llm_hidden_states(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Last hidden states of the decoder (B, L, D), without the vocabulary projection."""
@@ -205,6 +227,21 @@ class AcLLM(nn.Module):
             targets[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         return targets, lengths
 
+    def token_ctc_batch(self, texts: list[str], vocab: torch.Tensor) -> TokenTargets:
+        """Token targets over ``vocab`` (sorted ids); every token of the texts must be in it."""
+        encoded = [self.prompt.target_ids(t)[:-1] for t in texts]  # the transcript tokens, no end token
+        flat = torch.tensor([i for seq in encoded for i in seq], dtype=torch.long)
+        positions = torch.searchsorted(vocab, flat)
+        if flat.numel() and (positions.max() >= len(vocab) or not torch.equal(vocab[positions], flat)):
+            raise ValueError("a transcript token is missing from the token-CTC vocabulary")
+        lengths = torch.tensor([len(seq) for seq in encoded], dtype=torch.long)
+        targets = torch.zeros(len(encoded), max(1, int(lengths.max())), dtype=torch.long)
+        offset = 0
+        for row, length in enumerate(lengths.tolist()):
+            targets[row, :length] = positions[offset : offset + length] + 1
+            offset += length
+        return TokenTargets(vocab=vocab, targets=targets, lengths=lengths)
+
     # ----------------------------------------------------------------- inference
     @torch.inference_mode()
     def encode_frames(self, features: Features) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,6 +252,22 @@ class AcLLM(nn.Module):
     def ctc_hypotheses(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list[str]:
         """The CTC head's first-pass text per chunk (lower case, no punctuation)."""
         return self.ctc.greedy_decode(self.encoder.ctc_log_probs(frames), frame_lengths)
+
+    @torch.inference_mode()
+    def token_ctc_hypotheses(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list[str]:
+        """The adapter's token-CTC best path over the whole LLM vocabulary, decoded to text."""
+        frames = frames.to(self.device, self.adapter.proj[0].weight.dtype)
+        embeds, lengths = self.adapter(frames, frame_lengths.to(self.device))
+        best = self.adapter.token_log_probs(embeds, self.llm.get_input_embeddings().weight).argmax(dim=-1)  # (B, N)
+        texts = []
+        for row, length in zip(best.tolist(), lengths.tolist(), strict=True):
+            ids, previous = [], 0
+            for index in row[:length]:
+                if index != previous and index != 0:
+                    ids.append(index - 1)
+                previous = index
+            texts.append(_printable(self.tokenizer.decode(ids, skip_special_tokens=True)))
+        return texts
 
     @torch.inference_mode()
     def generate(self, features: Features, contexts: list[PromptContext], options: DecodingOptions) -> list[Hypothesis]:

@@ -80,13 +80,14 @@ class AcLLMConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     ctc_weight: float = 0.3  # λ in loss = CE + λ·CTC
+    token_ctc_weight: float = 0.0  # μ: + μ·CTC of the adapter output over the LLM vocabulary
     name: str = "keyscribe"
 
     def __post_init__(self) -> None:
         if self.adapter.stack < 1:
             raise ValueError(f"adapter.stack must be ≥ 1, got {self.adapter.stack}")
-        if self.ctc_weight < 0:
-            raise ValueError(f"ctc_weight must be ≥ 0, got {self.ctc_weight}")
+        if self.ctc_weight < 0 or self.token_ctc_weight < 0:
+            raise ValueError(f"ctc_weight and token_ctc_weight must be ≥ 0, got {self.ctc_weight}, {self.token_ctc_weight}")
         if (self.encoder.source == "random") != (self.encoder.random_dims is not None):
             raise ValueError("encoder.random_dims must be given exactly when encoder.source is 'random'")
         if (self.llm.source == "random") != (self.llm.random_dims is not None):

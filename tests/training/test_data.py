@@ -227,7 +227,8 @@ def test_every_augmentation_keeps_length_and_finite_values(tmp_path, speechlike)
 
 
 def test_augmentation_plans_are_reproducible():
-    draw = lambda seed: [augment.plan_augmentation(random.Random(seed), augment.TRAIN, ["a", "b", "c"]) for _ in range(5)]
+    def draw(seed):
+        return [augment.plan_augmentation(random.Random(seed), augment.TRAIN, ["a", "b", "c"]) for _ in range(5)]
     assert draw(1) == draw(1)
     assert draw(1) != draw(2)
 

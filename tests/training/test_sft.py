@@ -28,15 +28,55 @@ def tiny_manifest(tmp_path_factory) -> Path:
     return write_manifest(root / "train.jsonl", utterances)
 
 
-def _run_sft(manifest: Path, out: Path, steps: int):
+def _run_sft(manifest: Path, out: Path, steps: int, **overrides):
     from training.recipes import sft
 
     config = sft.SFTConfig(
         model="tiny", train_manifests=(str(manifest),), dev_manifests=(str(manifest),), out_dir=str(out),
         cache_dir=str(out.parent / "cache"), steps=steps, batch_size=6, lr=1e-2, warmup_steps=2,
-        log_every=5, save_every=10, eval_utterances=6,
+        log_every=5, save_every=10, eval_utterances=6, **overrides,
     )  # fmt: skip
     return sft.train(sft.setup(config))
+
+
+def test_alignment_stage_trains_token_ctc_without_the_llm(tiny_manifest, tmp_path):
+    out = tmp_path / "run"
+    state = _run_sft(tiny_manifest, out, steps=5, token_ctc_weight=1.0, align_steps=40, align_batch_size=6, align_lr=3e-2)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    align = [r for r in records if "loss" in r and r["step"] <= 40]
+    llm = [r for r in records if "loss" in r and r["step"] > 40]
+    assert all("lm_loss" not in r and "token_ctc_loss" in r for r in align)  # no LLM pass while aligning
+    assert all("lm_loss" in r and "token_ctc_loss" in r for r in llm)
+    assert align[-1]["token_ctc_loss"] < 0.5 * align[0]["token_ctc_loss"]
+    assert any("dev_token_ctc_wer/train" in r for r in records) and any("dev_wer/train" in r for r in records)
+    assert state.step == 45
+    hyps = state.model.token_ctc_hypotheses(*sft_frames(state, ["u0", "u1"]))
+    assert len(hyps) == 2 and all(isinstance(h, str) for h in hyps)
+
+
+def sft_frames(state, ids):
+    import torch
+
+    frames = [state.frames[i].float() for i in ids]
+    return torch.nn.utils.rnn.pad_sequence(frames, batch_first=True), torch.tensor([f.shape[0] for f in frames])
+
+
+def test_token_ctc_targets_index_the_vocabulary():
+    import torch
+
+    from engine.model.checkpoint import build_model
+    from engine.model.runtime import Runtime
+    from engine.model.tiny import tiny_config
+
+    model = build_model(tiny_config(), Runtime(device="cpu", quantization="fp32"), seed=0)
+    ids = [model.prompt.target_ids(t)[:-1] for t in TEXTS[:2]]
+    vocab = torch.tensor(sorted({i for seq in ids for i in seq}))
+    batch = model.token_ctc_batch(TEXTS[:2], vocab)
+    assert batch.lengths.tolist() == [len(seq) for seq in ids]
+    for row, seq in enumerate(ids):
+        assert vocab[batch.targets[row, : len(seq)] - 1].tolist() == seq  # 1-based: 0 is the blank
+    with pytest.raises(ValueError, match="missing from the token-CTC vocabulary"):
+        model.token_ctc_batch(["zzz qqq"], vocab[:1])
 
 
 def test_sft_loss_falls_and_export_transcribes(tiny_manifest, tmp_path):

@@ -2,7 +2,11 @@
 
 Trained: the adapter and the encoder's CTC head (+ LoRA on the LLM, + the
 encoder itself, by config). Loss = LLM cross-entropy on the transcript tokens
-+ λ·CTC on the encoder head. Built on accelerate, so one recipe runs on a CPU,
++ λ·CTC on the encoder head + μ·token CTC of the adapter over the LLM's
+vocabulary. The first ``align_steps`` steps skip the LLM and train only the
+CTC terms: a cheap alignment of the audio embeddings to the token embeddings
+(see engine/model/adapter.py) that gets the LLM stage off the plateau where it
+ignores the audio. Built on accelerate, so one recipe runs on a CPU,
 a GPU, or many (``accelerate launch -m training sft --config ...``).
 
 With a frozen encoder, its outputs are computed once per utterance and cached
@@ -41,6 +45,10 @@ class SFTConfig:
     init_from: str | None = None  # continue from this checkpoint folder instead of a fresh adapter
     lora: LoraConfig | None = None  # LoRA on the LLM (the tiny preset always has one)
     ctc_weight: float = 0.3
+    token_ctc_weight: float = 0.0  # μ; needed for align_steps
+    align_steps: int = 0  # steps before the LLM stage that train only the CTC terms (no LLM forward)
+    align_batch_size: int = 32
+    align_lr: float = 2e-3
     train_manifests: tuple[str, ...] = ()
     dev_manifests: tuple[str, ...] = ()
     out_dir: str = "runs/sft"
@@ -66,14 +74,22 @@ class SFTConfig:
             raise ValueError(f"model must be one of {', '.join(PRESETS)}, got {self.model!r}")
         if not self.train_manifests:
             raise ValueError("train_manifests is empty: list at least one JSONL manifest")
-        for name in ("steps", "batch_size", "grad_accum", "log_every", "save_every"):
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "save_every", "align_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.align_steps < 0:
+            raise ValueError(f"align_steps must be ≥ 0, got {self.align_steps}")
+        if self.align_steps and not self.token_ctc_weight:
+            raise ValueError("align_steps trains the token CTC: set token_ctc_weight > 0 too")
+
+    @property
+    def total_steps(self) -> int:
+        return self.align_steps + self.steps
 
     def model_config(self) -> AcLLMConfig:
         config = PRESETS[self.model]()
         llm = config.llm if self.lora is None else dataclasses.replace(config.llm, lora=self.lora)
-        return dataclasses.replace(config, llm=llm, ctc_weight=self.ctc_weight)
+        return dataclasses.replace(config, llm=llm, ctc_weight=self.ctc_weight, token_ctc_weight=self.token_ctc_weight)
 
 
 class FrameLoss(nn.Module):
@@ -83,8 +99,8 @@ class FrameLoss(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, frames, frame_lengths, inputs, ctc_targets, ctc_lengths):
-        return self.model.loss_from_frames(frames, frame_lengths, inputs, ctc_targets, ctc_lengths)
+    def forward(self, frames, frame_lengths, inputs, ctc_targets, ctc_lengths, token_targets, use_llm=True):
+        return self.model.loss_from_frames(frames, frame_lengths, inputs, ctc_targets, ctc_lengths, token_targets, use_llm)
 
 
 @dataclass
@@ -98,6 +114,7 @@ class SFTState:
     train: list[Utterance]
     dev: dict[str, list[Utterance]]
     frames: dict[str, torch.Tensor]  # utterance id -> (T, C) float16 encoder frames
+    token_vocab: torch.Tensor  # (V',) sorted LLM token ids of the training transcripts (token CTC)
     step: int = 0
     best_wer: float = math.inf
 
@@ -128,21 +145,29 @@ def setup(config: SFTConfig) -> SFTState:
             cache = build_encoder_cache(model, utterances, folder, progress=accelerator.is_main_process)
         for shard in sorted(set(cache.index.values())):
             frames.update(cache.load_shard(shard))
+    token_vocab = torch.tensor(sorted({i for u in train for i in model.prompt.target_ids(u.text)[:-1]}), dtype=torch.long)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config))
     wrapped, optimizer, scheduler = accelerator.prepare(FrameLoss(model), optimizer, scheduler)
-    state = SFTState(config, accelerator, model, wrapped, optimizer, scheduler, train, dev, frames)
+    state = SFTState(config, accelerator, model, wrapped, optimizer, scheduler, train, dev, frames, token_vocab)
     _maybe_resume(state)
     return state
 
 
 def _warmup_cosine(config: SFTConfig):
-    def factor(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    """LR factor per step: the alignment stage, then the LLM stage, each with its own warmup and cosine."""
+
+    def cosine(step: int, steps: int, warmup: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
         return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def factor(step: int) -> float:
+        if step < config.align_steps:
+            return config.align_lr / config.lr * cosine(step, config.align_steps, min(config.warmup_steps, config.align_steps // 10 + 1))
+        return cosine(step - config.align_steps, config.steps, config.warmup_steps)
 
     return factor
 
@@ -158,14 +183,16 @@ def make_batch(state: SFTState, utterances: list[Utterance], contexts: list[Prom
     prompts = [model.prompt.render(c) for c in contexts]
     inputs = model.prompt.assemble(prompts, adapter_lengths, [model.prompt.target_ids(u.text) for u in utterances])
     ctc_targets, ctc_lengths = model.ctc_batch([u.text for u in utterances])
-    return padded, lengths, inputs, ctc_targets, ctc_lengths
+    token_targets = model.token_ctc_batch([u.text for u in utterances], state.token_vocab) if model.config.token_ctc_weight > 0 else None
+    return padded, lengths, inputs, ctc_targets, ctc_lengths, token_targets
 
 
 def _sample(state: SFTState, step: int, micro: int) -> list[Utterance]:
     """The same utterances for the same (seed, step, process), so a resumed run continues identically."""
     acc = state.accelerator
     rng = random.Random(f"{state.config.seed}/{step}/{micro}/{acc.process_index}")
-    return rng.sample(state.train, min(state.config.batch_size, len(state.train)))
+    size = state.config.align_batch_size if step < state.config.align_steps else state.config.batch_size
+    return rng.sample(state.train, min(size, len(state.train)))
 
 
 def train(state: SFTState) -> SFTState:
@@ -175,20 +202,23 @@ def train(state: SFTState) -> SFTState:
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     params = [p for p in state.model.parameters() if p.requires_grad]
-    bar = tqdm(total=config.steps, initial=state.step, desc="sft", disable=not acc.is_main_process, dynamic_ncols=True)
+    total = config.total_steps
+    bar = tqdm(total=total, initial=state.step, desc="sft", disable=not acc.is_main_process, dynamic_ncols=True)
     window: list[dict] = []
     start_time = time.perf_counter()
     state.wrapped.train()
-    while state.step < config.steps:
-        totals = {"loss": 0.0, "lm_loss": 0.0, "ctc_loss": 0.0}
+    while state.step < total:
+        aligning = state.step < config.align_steps
+        totals: dict[str, float] = {}
         for micro in range(config.grad_accum):
             batch = make_batch(state, _sample(state, state.step, micro))
             with acc.autocast():
-                result = state.wrapped(*batch)
+                result = state.wrapped(*batch, use_llm=not aligning)
             acc.backward(result.loss / config.grad_accum)
-            totals["loss"] += result.loss.item() / config.grad_accum
-            totals["lm_loss"] += result.lm_loss.item() / config.grad_accum
-            totals["ctc_loss"] += (result.ctc_loss.item() if result.ctc_loss is not None else 0.0) / config.grad_accum
+            for key in ("loss", "lm_loss", "ctc_loss", "token_ctc_loss"):
+                value = getattr(result, key)
+                if value is not None:
+                    totals[key] = totals.get(key, 0.0) + value.item() / config.grad_accum
         acc.clip_grad_norm_(params, config.max_grad_norm)
         state.optimizer.step()
         state.scheduler.step()
@@ -196,18 +226,20 @@ def train(state: SFTState) -> SFTState:
         state.step += 1
         window.append(totals)
         bar.update(1)
-        bar.set_postfix(loss=f"{totals['loss']:.3f}", lm=f"{totals['lm_loss']:.3f}")
-        if state.step % config.log_every == 0 or state.step == config.steps:
-            record = {k: sum(w[k] for w in window) / len(window) for k in totals}
+        bar.set_postfix({k: f"{v:.3f}" for k, v in totals.items() if k != "loss"} | {"stage": "align" if aligning else "llm"})
+        stage_end = state.step in (config.align_steps, total)
+        if state.step % config.log_every == 0 or stage_end:
+            keys = sorted({k for w in window for k in w})
+            record = {k: sum(w[k] for w in window if k in w) / sum(k in w for w in window) for k in keys}
             record.update(step=state.step, lr=state.scheduler.get_last_lr()[0], elapsed_s=round(time.perf_counter() - start_time, 1))
             window = []
             if acc.is_main_process:
                 with open(out / "metrics.jsonl", "a") as handle:
                     handle.write(json.dumps(record) + "\n")
         evaluate_now = config.eval_every and state.step % config.eval_every == 0
-        if evaluate_now or state.step == config.steps:
-            _evaluate(state)
-        if state.step % config.save_every == 0 or state.step == config.steps:
+        if evaluate_now or stage_end:
+            _evaluate(state, use_llm=state.step > config.align_steps)
+        if state.step % config.save_every == 0 or stage_end:
             save(state, out / "last", with_training_state=True)
             if acc.is_main_process:
                 plot_metrics(out / "metrics.jsonl", out / "loss.png")
@@ -215,7 +247,11 @@ def train(state: SFTState) -> SFTState:
     return state
 
 
-def _evaluate(state: SFTState) -> None:
+def _evaluate(state: SFTState, use_llm: bool = True) -> None:
+    """Dev WER of the LLM's transcripts (or, during alignment, of the adapter's token-CTC best path).
+
+    The best checkpoint is chosen only among LLM-stage evaluations.
+    """
     from engine.decoding import DecodingOptions
     from training.evaluate import error_rates
 
@@ -229,9 +265,12 @@ def _evaluate(state: SFTState) -> None:
         for start in range(0, len(utterances), state.config.batch_size):
             chunk = utterances[start : start + state.config.batch_size]
             frames, lengths, *_ = make_batch(state, chunk)
-            hyps += [h.text for h in state.model.generate_from_frames(frames, lengths, [PromptContext()] * len(chunk), DecodingOptions())]
+            if use_llm:
+                hyps += [h.text for h in state.model.generate_from_frames(frames, lengths, [PromptContext()] * len(chunk), DecodingOptions())]
+            else:
+                hyps += state.model.token_ctc_hypotheses(frames, lengths)
         rates = error_rates([u.text for u in utterances], hyps)
-        record[f"dev_wer/{name}"] = round(rates.wer, 4)
+        record[f"dev_wer/{name}" if use_llm else f"dev_token_ctc_wer/{name}"] = round(rates.wer, 4)
         record[f"dev_example/{name}"] = {"ref": utterances[0].text, "hyp": hyps[0]}
         wers.append(rates.wer)
     state.model.train()
@@ -239,7 +278,7 @@ def _evaluate(state: SFTState) -> None:
     with open(out / "metrics.jsonl", "a") as handle:
         handle.write(json.dumps(record) + "\n")
     mean_wer = sum(wers) / len(wers)
-    if mean_wer < state.best_wer:
+    if use_llm and mean_wer < state.best_wer:
         state.best_wer = mean_wer
         save(state, out / "best", with_training_state=False)
 
@@ -293,19 +332,21 @@ def plot_metrics(metrics: Path, png: Path) -> None:
 
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     losses = [r for r in rows if "loss" in r]
-    evals = [r for r in rows if any(k.startswith("dev_wer/") for k in r)]
+    evals = [r for r in rows if any(k.startswith(("dev_wer/", "dev_token_ctc_wer/")) for k in r)]
     fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(10 if evals else 6, 4), squeeze=False)
     ax = axes[0][0]
-    for key in ("loss", "lm_loss", "ctc_loss"):
-        ax.plot([r["step"] for r in losses], [r[key] for r in losses], label=key)
+    for key in ("loss", "lm_loss", "ctc_loss", "token_ctc_loss"):
+        rows_with = [r for r in losses if key in r]
+        if rows_with:
+            ax.plot([r["step"] for r in rows_with], [r[key] for r in rows_with], label=key)
     ax.set_xlabel("step")
     ax.set_yscale("log")
     ax.legend()
     ax.set_title("training loss")
     if evals:
         ax = axes[0][1]
-        for key in sorted({k for r in evals for k in r if k.startswith("dev_wer/")}):
-            ax.plot([r["step"] for r in evals if key in r], [100 * r[key] for r in evals if key in r], marker="o", label=key[8:])
+        for key in sorted({k for r in evals for k in r if k.startswith(("dev_wer/", "dev_token_ctc_wer/"))}):
+            ax.plot([r["step"] for r in evals if key in r], [100 * r[key] for r in evals if key in r], marker="o", label=key[4:])
         ax.set_xlabel("step")
         ax.set_ylabel("WER %")
         ax.legend()
