@@ -33,6 +33,8 @@ class TranscribeOptions:
     window_s: float = float(CHUNK_SECONDS)  # fixed-window length when segment is None
     batch_size: int = 1  # chunks decoded together
     prompt_hotwords: int = 20  # longer hotword lists are filtered per chunk (engine.hotwords.retrieve)
+    # The tail of the transcript so far goes into each chunk's prompt (Seed-ASR's long-form context).
+    history: bool = True
     # A chunk whose text loops (engine.decoding.looks_degenerate) is decoded again with these options.
     fallback: DecodingOptions | None = field(default_factory=lambda: DecodingOptions(no_repeat_ngram_size=4, repetition_penalty=1.3))
 
@@ -86,7 +88,11 @@ class Transcriber:
         for batch in _batched(chunks, self.options.batch_size):
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"transcription of {path} was cancelled")
-            for chunk, text, logprob in zip(batch, *self._decode(batch, context), strict=True):
+            history = " ".join(s.text for s in segments if s.text) if self.options.history else ""
+            decoded = self._decode(batch, replace(context, history=history), cancel)
+            if cancel is not None and cancel.is_set():  # decoding stopped early: its text is incomplete
+                raise Cancelled(f"transcription of {path} was cancelled")
+            for chunk, text, logprob in zip(batch, *decoded, strict=True):
                 segment = Segment(start_s=chunk.start_s, end_s=chunk.end_s, text=text, avg_logprob=logprob)
                 segments.append(segment)
                 if journal is not None:
@@ -107,7 +113,9 @@ class Transcriber:
             yield Chunk(start_s=start_s, samples=block)
             start_s += len(block) / SAMPLE_RATE
 
-    def _decode(self, batch: list[Chunk], context: PromptContext) -> tuple[list[str], list[float | None]]:
+    def _decode(
+        self, batch: list[Chunk], context: PromptContext, cancel: threading.Event | None = None
+    ) -> tuple[list[str], list[float | None]]:
         texts: list[str] = [""] * len(batch)
         logprobs: list[float | None] = [None] * len(batch)
         voiced = [i for i, w in enumerate(batch) if _rms(w.samples) >= SILENCE_RMS]
@@ -121,12 +129,15 @@ class Transcriber:
                     replace(context, hotwords=retrieve(context.hotwords, hypothesis, limit=self.options.prompt_hotwords))
                     for hypothesis in self.model.ctc_hypotheses(frames, lengths)
                 ]
-            hyps = self.model.generate_from_frames(frames, lengths, contexts, self.options.decoding)
-            if self.options.fallback is not None:
+            should_stop = cancel.is_set if cancel is not None else None
+            hyps = self.model.generate_from_frames(frames, lengths, contexts, self.options.decoding, should_stop)
+            if self.options.fallback is not None and not (cancel is not None and cancel.is_set()):
                 looping = [j for j, hyp in enumerate(hyps) if looks_degenerate(hyp.text)]
                 if looping:
+                    # The retry also drops the history: a loop is often the model continuing it.
                     retry = self.model.generate_from_frames(
-                        frames[looping], lengths[looping], [contexts[j] for j in looping], self.options.fallback
+                        frames[looping], lengths[looping], [replace(contexts[j], history="") for j in looping],
+                        self.options.fallback, should_stop,
                     )
                     for j, hyp in zip(looping, retry, strict=True):
                         hyps[j] = hyp

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from engine.decoding import DecodingOptions
 from engine.model.adapter import FrameStackProjector
@@ -82,6 +84,14 @@ class CharCTC:
                 previous = idx
             texts.append(re.sub(r" +", " ", "".join(chars)).strip())
         return texts
+
+
+class _StopWhen(StoppingCriteria):
+    def __init__(self, should_stop: Callable[[], bool]):
+        self.should_stop = should_stop
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), bool(self.should_stop()), dtype=torch.bool, device=input_ids.device)
 
 
 def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
@@ -275,9 +285,18 @@ class AcLLM(nn.Module):
 
     @torch.inference_mode()
     def generate_from_frames(
-        self, frames: torch.Tensor, frame_lengths: torch.Tensor, contexts: list[PromptContext], options: DecodingOptions
+        self,
+        frames: torch.Tensor,
+        frame_lengths: torch.Tensor,
+        contexts: list[PromptContext],
+        options: DecodingOptions,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[Hypothesis]:
-        """Decode from encoder frames (B, T, C); the token budget follows the longest clip."""
+        """Decode from encoder frames (B, T, C); the token budget follows the longest clip.
+
+        ``should_stop`` is polled after every decoding step; when it returns True decoding ends
+        there (the caller discards the partial text), so a cancel takes effect within one step.
+        """
         if len(contexts) != frames.shape[0]:
             raise ValueError(f"got {len(contexts)} prompt contexts for {frames.shape[0]} audio chunks")
         frames, frame_lengths = frames.to(self.device, self.adapter.proj[0].weight.dtype), frame_lengths.to(self.device)
@@ -289,6 +308,7 @@ class AcLLM(nn.Module):
         out = self.llm.generate(
             inputs_embeds=self.splice(inputs, audio),
             attention_mask=inputs.attention_mask.to(self.device),
+            stopping_criteria=StoppingCriteriaList([_StopWhen(should_stop)]) if should_stop is not None else None,
             **options.generate_kwargs(duration_s, self.prompt.eos_id, self.prompt.pad_id),
         )
         sequences = out.sequences  # (B, new) — with inputs_embeds only new tokens come back

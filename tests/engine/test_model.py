@@ -101,6 +101,20 @@ def test_generate_greedy_and_beam(runtime_cpu, beam_size):
         assert model.prompt.eos_id not in hyp.token_ids
 
 
+def test_generate_stops_when_asked(runtime_cpu):
+    model = build_model(tiny_config(), runtime_cpu)
+    frames, lengths = model.encode_frames(model.frontend(_audio([4.0])))
+    options = DecodingOptions(max_tokens_per_second=10.0, min_new_tokens_cap=40)
+    calls = []
+
+    def stop_after_three_steps() -> bool:
+        calls.append(1)
+        return len(calls) >= 3
+
+    stopped = model.generate_from_frames(frames, lengths, [PromptContext()], options, should_stop=stop_after_three_steps)
+    assert len(calls) == 3 and len(stopped[0].token_ids) <= 3
+
+
 def test_generate_learns_a_transcript(runtime_cpu):
     """After overfitting one clip, greedy decoding reproduces its transcript (through LoRA)."""
     torch.manual_seed(0)

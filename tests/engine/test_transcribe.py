@@ -36,7 +36,7 @@ class FakeModel:
     def ctc_hypotheses(self, frames, lengths):
         return [self.first_pass] * len(frames)
 
-    def generate_from_frames(self, frames, lengths, contexts, options):
+    def generate_from_frames(self, frames, lengths, contexts, options, should_stop=None):
         self.calls += 1
         self.contexts += contexts
         self.options = getattr(self, "options", []) + [options]
@@ -157,3 +157,47 @@ def test_options_are_validated():
         TranscribeOptions(window_s=45.0)
     with pytest.raises(ValueError, match="batch_size"):
         TranscribeOptions(batch_size=0)
+
+
+def test_history_carries_the_transcript_so_far(tmp_path):
+    path = _tone_file(tmp_path, 65.0)
+    model = FakeModel()
+    Transcriber(model, TranscribeOptions(segment=None)).transcribe(path)
+    assert [c.history for c in model.contexts] == ["", "chunk of 30.0 s", "chunk of 30.0 s chunk of 30.0 s"]
+    model = FakeModel()
+    Transcriber(model, TranscribeOptions(segment=None, history=False)).transcribe(path)
+    assert [c.history for c in model.contexts] == ["", "", ""]
+
+
+def test_loop_retry_drops_the_history(tmp_path):
+    path = _tone_file(tmp_path, 40.0)
+    model = LoopingModel()
+    Transcriber(model, TranscribeOptions(segment=None)).transcribe(path)
+    # second chunk: first try with history, the retry without
+    assert model.contexts[2].history and model.contexts[3].history == ""
+
+
+class CancelledWhileDecoding(FakeModel):
+    """The user presses cancel while the second chunk is being decoded."""
+
+    def __init__(self, cancel: threading.Event):
+        super().__init__()
+        self.cancel = cancel
+        self.stopped_early = False
+
+    def generate_from_frames(self, frames, lengths, contexts, options, should_stop=None):
+        if self.calls == 1:
+            self.cancel.set()
+            self.stopped_early = should_stop is not None and should_stop()
+        return super().generate_from_frames(frames, lengths, contexts, options, should_stop)
+
+
+def test_cancel_reaches_into_a_running_decode(tmp_path):
+    path = _tone_file(tmp_path, 65.0)
+    cancel = threading.Event()
+    model = CancelledWhileDecoding(cancel)
+    seen = []
+    with pytest.raises(Cancelled):
+        Transcriber(model, TranscribeOptions(segment=None)).transcribe(path, on_segment=seen.append, cancel=cancel)
+    assert model.stopped_early  # the decoder was told to stop mid-chunk
+    assert [s.text for s in seen] == ["chunk of 30.0 s"]  # the interrupted chunk's partial text is not kept
