@@ -13,15 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.align import word_times
 from engine.audio import SAMPLE_RATE, iter_audio_blocks, probe_duration_s
 from engine.decoding import DecodingOptions, looks_degenerate
 from engine.hotwords import retrieve
 from engine.journal import Journal
-from engine.model.acllm import AcLLM
+from engine.model.acllm import ENCODER_FRAME_S, AcLLM
 from engine.model.encoder import CHUNK_SECONDS
 from engine.prompt import PromptContext
 from engine.segment import Chunk, SegmentOptions, iter_chunks
-from engine.transcript import Segment, Transcript
+from engine.transcript import Segment, Transcript, Word
 
 SILENCE_RMS = 1e-4  # a window quieter than this (about -80 dBFS) holds no speech: skip the LLM
 
@@ -35,6 +36,7 @@ class TranscribeOptions:
     prompt_hotwords: int = 20  # longer hotword lists are filtered per chunk (engine.hotwords.retrieve)
     # The tail of the transcript so far goes into each chunk's prompt (Seed-ASR's long-form context).
     history: bool = True
+    word_timestamps: bool = True  # CTC forced alignment of each segment's text (engine/align.py)
     # A chunk whose text loops (engine.decoding.looks_degenerate) is decoded again with these options.
     fallback: DecodingOptions | None = field(default_factory=lambda: DecodingOptions(no_repeat_ngram_size=4, repetition_penalty=1.3))
 
@@ -92,8 +94,8 @@ class Transcriber:
             decoded = self._decode(batch, replace(context, history=history), cancel)
             if cancel is not None and cancel.is_set():  # decoding stopped early: its text is incomplete
                 raise Cancelled(f"transcription of {path} was cancelled")
-            for chunk, text, logprob in zip(batch, *decoded, strict=True):
-                segment = Segment(start_s=chunk.start_s, end_s=chunk.end_s, text=text, avg_logprob=logprob)
+            for chunk, text, logprob, words in zip(batch, *decoded, strict=True):
+                segment = Segment(start_s=chunk.start_s, end_s=chunk.end_s, text=text, words=words, avg_logprob=logprob)
                 segments.append(segment)
                 if journal is not None:
                     journal.append(segment)
@@ -115,9 +117,10 @@ class Transcriber:
 
     def _decode(
         self, batch: list[Chunk], context: PromptContext, cancel: threading.Event | None = None
-    ) -> tuple[list[str], list[float | None]]:
+    ) -> tuple[list[str], list[float | None], list[tuple[Word, ...]]]:
         texts: list[str] = [""] * len(batch)
         logprobs: list[float | None] = [None] * len(batch)
+        words: list[tuple[Word, ...]] = [()] * len(batch)
         voiced = [i for i, w in enumerate(batch) if _rms(w.samples) >= SILENCE_RMS]
         if voiced:
             features = self.model.frontend([batch[i].samples for i in voiced])
@@ -143,7 +146,12 @@ class Transcriber:
                         hyps[j] = hyp
             for i, hyp in zip(voiced, hyps, strict=True):
                 texts[i], logprobs[i] = hyp.text, hyp.avg_logprob
-        return texts, logprobs
+            if self.options.word_timestamps:
+                char_log_probs = self.model.ctc_log_probs(frames, lengths)  # B arrays (T_b, V)
+                for i, log_probs in zip(voiced, char_log_probs, strict=True):
+                    chunk = batch[i]
+                    words[i] = word_times(texts[i], log_probs, self.model.ctc.index, chunk.start_s, chunk.end_s, ENCODER_FRAME_S)
+        return texts, logprobs, words
 
 
 def _rms(samples: np.ndarray) -> float:

@@ -264,6 +264,12 @@ class AcLLM(nn.Module):
         return self.ctc.greedy_decode(self.encoder.ctc_log_probs(frames), frame_lengths)
 
     @torch.inference_mode()
+    def ctc_log_probs(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list:
+        """The character CTC head's log-probabilities per chunk, trimmed to its length: B numpy arrays (T_b, V)."""
+        log_probs = self.encoder.ctc_log_probs(frames.to(self.device)).float().cpu().numpy()  # (B, T, V)
+        return [row[:length] for row, length in zip(log_probs, frame_lengths.tolist(), strict=True)]
+
+    @torch.inference_mode()
     def token_ctc_hypotheses(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list[str]:
         """The adapter's token-CTC best path over the whole LLM vocabulary, decoded to text."""
         frames = frames.to(self.device, self.adapter.proj[0].weight.dtype)

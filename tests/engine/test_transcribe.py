@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.model.acllm import Hypothesis
+from engine.model.acllm import CharCTC, Hypothesis
+from engine.model.config import DEFAULT_CTC_ALPHABET
 from engine.model.encoder import LogMelFrontend
 from engine.transcribe import Cancelled, Progress, TranscribeOptions, Transcriber
 
@@ -23,6 +24,12 @@ class FakeModel:
     """Answers each chunk with its duration, so the test can check which audio went where."""
 
     config = _Config()
+    ctc = CharCTC(DEFAULT_CTC_ALPHABET)
+
+    def ctc_log_probs(self, frames, lengths):
+        """Uninformative posteriors: every label equally likely on every 20 ms frame."""
+        size = self.ctc.vocab_size
+        return [np.full((int(d / 0.02), size), -np.log(size)) for d in frames.tolist()]
 
     def __init__(self, first_pass: str = ""):
         self.frontend = LogMelFrontend()
@@ -201,3 +208,13 @@ def test_cancel_reaches_into_a_running_decode(tmp_path):
         Transcriber(model, TranscribeOptions(segment=None)).transcribe(path, on_segment=seen.append, cancel=cancel)
     assert model.stopped_early  # the decoder was told to stop mid-chunk
     assert [s.text for s in seen] == ["chunk of 30.0 s"]  # the interrupted chunk's partial text is not kept
+
+
+def test_segments_carry_word_times_inside_them(tmp_path):
+    path = _tone_file(tmp_path, 65.0)
+    transcript = Transcriber(FakeModel(), TranscribeOptions(segment=None)).transcribe(path)
+    for segment in transcript.segments:
+        assert [w.text for w in segment.words] == segment.text.split()
+        assert all(segment.start_s <= w.start_s <= w.end_s <= segment.end_s for w in segment.words)
+    no_words = Transcriber(FakeModel(), TranscribeOptions(segment=None, word_timestamps=False)).transcribe(path)
+    assert all(s.words == () for s in no_words.segments)
