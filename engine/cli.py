@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from engine.decoding import DecodingOptions
 from engine.errors import KeyscribeError
 
 FORMATS = ("txt", "json", "srt", "vtt", "docx")
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--quantization", choices=QUANTIZATIONS, default="auto", help="LLM precision (default: picked per device)")
     t.add_argument("--beam-size", type=int, default=1, help="1 = greedy decoding")
+    t.add_argument("--hotword-boost", type=float, default=DecodingOptions.hotword_boost,
+                   help=f"logit bonus for hotword tokens while decoding (default {DecodingOptions.hotword_boost}; 0 = off)")
     t.add_argument("--batch-size", type=int, default=1, help="chunks decoded together")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -68,7 +71,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     from engine.transcribe import TranscribeOptions, Transcriber
 
     options = TranscribeOptions(
-        decoding=DecodingOptions(beam_size=args.beam_size),
+        decoding=DecodingOptions(beam_size=args.beam_size, hotword_boost=args.hotword_boost),
         segment=SegmentOptions() if args.segmentation == "vad" else None,
         batch_size=args.batch_size,
     )

@@ -29,6 +29,7 @@ class DecodingOptions:
     length_penalty: float = 1.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
+    hotword_boost: float = 1.0  # added to the logit of tokens that start/continue a hotword (engine/biasing.py); 0 = off
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -41,6 +42,8 @@ class DecodingOptions:
             raise ValueError(f"max_tokens_per_second must be > 0, got {self.max_tokens_per_second}")
         if self.repetition_penalty <= 0:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.hotword_boost < 0:
+            raise ValueError(f"hotword_boost must be ≥ 0, got {self.hotword_boost}")
         if self.no_repeat_ngram_size < 0:
             raise ValueError(f"no_repeat_ngram_size must be ≥ 0, got {self.no_repeat_ngram_size}")
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
+from engine.biasing import HotwordBoost, TokenTrie
 from engine.decoding import DecodingOptions
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
@@ -315,6 +316,7 @@ class AcLLM(nn.Module):
             inputs_embeds=self.splice(inputs, audio),
             attention_mask=inputs.attention_mask.to(self.device),
             stopping_criteria=StoppingCriteriaList([_StopWhen(should_stop)]) if should_stop is not None else None,
+            logits_processor=self._hotword_boost(contexts, options),
             **options.generate_kwargs(duration_s, self.prompt.eos_id, self.prompt.pad_id),
         )
         sequences = out.sequences  # (B, new) — with inputs_embeds only new tokens come back
@@ -333,6 +335,12 @@ class AcLLM(nn.Module):
             text = _printable(self.tokenizer.decode(content, skip_special_tokens=True))
             hypotheses.append(Hypothesis(text=text, token_ids=tuple(content), avg_logprob=float(score)))
         return hypotheses
+
+    def _hotword_boost(self, contexts: list[PromptContext], options: DecodingOptions) -> LogitsProcessorList | None:
+        if options.hotword_boost <= 0 or not any(c.hotwords for c in contexts):
+            return None
+        tries = [TokenTrie.for_hotwords(self.tokenizer, c.hotwords) for c in contexts]
+        return LogitsProcessorList([HotwordBoost(tries, options.hotword_boost, num_beams=options.beam_size)])
 
     def _content_length(self, ids: list[int]) -> int:
         """Number of tokens before the first end/pad token."""
