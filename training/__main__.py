@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--run", type=Path, required=True, help="the run folder (out_dir)")
     export.add_argument("--which", choices=("best", "last"), default="best")
     export.add_argument("--to", type=Path, required=True, help="e.g. resources/models/default")
+    export.add_argument("--dtype", choices=("float16", "float32"), default="float16",
+                        help="precision of the shipped trained weights (float16 halves the repository's share)")
     ev = sub.add_parser("evaluate", help="WER of a model (and the Whisper tiny.en peer) on manifests")
     ev.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
     ev.add_argument("--manifest", type=Path, nargs="+", required=True)
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe.train(recipe.setup(config))
         return 0
     if args.command == "export":
-        return _export(args.run / args.which, args.to)
+        return _export(args.run / args.which, args.to, args.dtype)
     if args.command == "evaluate":
         from training.evaluate_cli import run
 
@@ -48,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _export(source: Path, target: Path) -> int:
+def _export(source: Path, target: Path, dtype: str = "float16") -> int:
+    import torch
+    from safetensors.torch import load_file, save_file
+
     from engine.model.checkpoint import TRAINED_FILE
 
     if not (source / TRAINED_FILE).is_file():
@@ -57,7 +62,11 @@ def _export(source: Path, target: Path) -> int:
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("training_state.pt"))
-    print(f"export: wrote {target}")
+    # The engine casts each tensor to its compute dtype on load, so a float16 file loads anywhere.
+    tensors = load_file(target / TRAINED_FILE)
+    save_file({k: v.to(getattr(torch, dtype)).contiguous() for k, v in tensors.items()}, target / TRAINED_FILE)
+    size_mb = (target / TRAINED_FILE).stat().st_size / 1e6
+    print(f"export: wrote {target} ({len(tensors)} tensors, {size_mb:.1f} MB {dtype})")
     return 0
 
 

@@ -55,7 +55,7 @@ def build_encoder_cache(model: AcLLM, utterances: list[Utterance], folder: Path,
     for number, shard in enumerate(shards):
         name = f"shard-{number:05d}.safetensors"
         index.update({u.id: name for u in shard})
-        if not (folder / name).is_file():
+        if not _holds(folder / name, [u.id for u in shard]):
             tensors: dict[str, torch.Tensor] = {}
             for start in range(0, len(shard), batch_size):
                 batch = shard[start : start + batch_size]
@@ -73,3 +73,14 @@ def build_encoder_cache(model: AcLLM, utterances: list[Utterance], folder: Path,
     bar.close()
     (folder / "index.json").write_text(json.dumps(index))
     return EncoderCache(folder=folder, index=index)
+
+
+def _holds(path: Path, ids: list[str]) -> bool:
+    """True if the shard file exists and has every one of these utterances (a run with another
+    subset of the same manifest may have written it)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return False
+    with safe_open(str(path), framework="pt") as shard:
+        return set(ids) <= set(shard.keys())

@@ -32,16 +32,19 @@ def _run_sft(manifest: Path, out: Path, steps: int, **overrides):
     from training.recipes import sft
 
     config = sft.SFTConfig(
-        model="tiny", train_manifests=(str(manifest),), dev_manifests=(str(manifest),), out_dir=str(out),
+        model="tiny", train_manifests=(str(manifest),), out_dir=str(out),
         cache_dir=str(out.parent / "cache"), steps=steps, batch_size=6, lr=1e-2, warmup_steps=2,
-        log_every=5, save_every=10, eval_utterances=6, **overrides,
+        log_every=5, save_every=10, eval_utterances=6, **({"dev_manifests": (str(manifest),)} | overrides),
     )  # fmt: skip
     return sft.train(sft.setup(config))
 
 
 def test_alignment_stage_trains_token_ctc_without_the_llm(tiny_manifest, tmp_path):
+    # A dev set whose words the training transcripts never use: evaluation must not need token targets.
+    dev = [Utterance(id=f"d{i}", audio=tiny_manifest.parent / f"u{i}.flac", text="quixotic zephyr", duration_s=1.2) for i in range(2)]
     out = tmp_path / "run"
-    state = _run_sft(tiny_manifest, out, steps=5, token_ctc_weight=1.0, align_steps=40, align_batch_size=6, align_lr=3e-2)
+    state = _run_sft(tiny_manifest, out, steps=5, token_ctc_weight=1.0, align_steps=40, align_batch_size=6, align_lr=3e-2,
+                     dev_manifests=(str(write_manifest(tmp_path / "dev.jsonl", dev)), str(tiny_manifest)))
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     align = [r for r in records if "loss" in r and r["step"] <= 40]
     llm = [r for r in records if "loss" in r and r["step"] > 40]
@@ -119,3 +122,18 @@ def test_error_rates_on_known_strings():
     assert normalize("Mr. Smith's HARBOUR, isn't it?") == normalize("mister smith's harbor is not it")
     with pytest.raises(ValueError, match="references"):
         error_rates(["a"], [])
+
+
+def test_encoder_cache_grows_when_asked_for_more_of_a_manifest(tiny_manifest, tmp_path):
+    from engine.model.checkpoint import build_model
+    from engine.model.runtime import Runtime
+    from engine.model.tiny import tiny_config
+    from training.data.manifest import read_manifest
+    from training.features import build_encoder_cache
+
+    model = build_model(tiny_config(), Runtime(device="cpu", quantization="fp32"), seed=0)
+    utterances = read_manifest(tiny_manifest)
+    build_encoder_cache(model, utterances[:2], tmp_path / "cache", progress=False)
+    cache = build_encoder_cache(model, utterances[:4], tmp_path / "cache", progress=False)  # same folder, more ids
+    frames = cache.load_shard(cache.index[utterances[3].id])
+    assert {u.id for u in utterances[:4]} <= set(frames)

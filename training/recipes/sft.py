@@ -172,8 +172,12 @@ def _warmup_cosine(config: SFTConfig):
     return factor
 
 
-def make_batch(state: SFTState, utterances: list[Utterance], contexts: list[PromptContext] | None = None):
-    """Pad cached frames and lay out prompt + transcript tokens for a list of utterances."""
+def make_batch(state: SFTState, utterances: list[Utterance], contexts: list[PromptContext] | None = None, for_training: bool = True):
+    """Pad cached frames and lay out prompt + transcript tokens for a list of utterances.
+
+    Token-CTC targets exist only for training batches: dev transcripts may hold tokens the
+    training vocabulary lacks.
+    """
     model = state.model
     frames = [state.frames[u.id].float() for u in utterances]
     lengths = torch.tensor([f.shape[0] for f in frames], dtype=torch.long)
@@ -183,7 +187,8 @@ def make_batch(state: SFTState, utterances: list[Utterance], contexts: list[Prom
     prompts = [model.prompt.render(c) for c in contexts]
     inputs = model.prompt.assemble(prompts, adapter_lengths, [model.prompt.target_ids(u.text) for u in utterances])
     ctc_targets, ctc_lengths = model.ctc_batch([u.text for u in utterances])
-    token_targets = model.token_ctc_batch([u.text for u in utterances], state.token_vocab) if model.config.token_ctc_weight > 0 else None
+    with_tokens = for_training and model.config.token_ctc_weight > 0
+    token_targets = model.token_ctc_batch([u.text for u in utterances], state.token_vocab) if with_tokens else None
     return padded, lengths, inputs, ctc_targets, ctc_lengths, token_targets
 
 
@@ -264,7 +269,7 @@ def _evaluate(state: SFTState, use_llm: bool = True) -> None:
         hyps = []
         for start in range(0, len(utterances), state.config.batch_size):
             chunk = utterances[start : start + state.config.batch_size]
-            frames, lengths, *_ = make_batch(state, chunk)
+            frames, lengths, *_ = make_batch(state, chunk, for_training=False)
             if use_llm:
                 hyps += [h.text for h in state.model.generate_from_frames(frames, lengths, [PromptContext()] * len(chunk), DecodingOptions())]
             else:
