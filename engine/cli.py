@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"logit bonus for hotword tokens while decoding (default {DecodingOptions.hotword_boost}; 0 = off)")
     t.add_argument("--batch-size", type=int, default=1, help="chunks decoded together")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
+    t.add_argument("--max-chunk-s", type=float, default=None,
+                   help="longest chunk cut at pauses, in seconds (default: what the shipped model was trained for)")
+    t.add_argument("--history", action="store_true", help="give the model the transcript so far in each prompt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--no-resume", action="store_true", help="start afresh instead of reusing segments an interrupted run finished")
     return parser
@@ -63,16 +66,16 @@ def _transcribe(args: argparse.Namespace) -> int:
     # Everything past here imports torch and transformers: keep `--help` fast.
     _quiet_libraries()
     from engine.audio import probe_audio
-    from engine.decoding import DecodingOptions
     from engine.export import export
     from engine.journal import Journal, default_journal_path, job_key
     from engine.model.load import load_model
     from engine.segment import SegmentOptions
-    from engine.transcribe import TranscribeOptions, Transcriber
+    from engine.transcribe import DEFAULT_MAX_CHUNK_S, TranscribeOptions, Transcriber
 
     options = TranscribeOptions(
         decoding=DecodingOptions(beam_size=args.beam_size, hotword_boost=args.hotword_boost),
-        segment=SegmentOptions() if args.segmentation == "vad" else None,
+        segment=SegmentOptions(max_chunk_s=args.max_chunk_s or DEFAULT_MAX_CHUNK_S) if args.segmentation == "vad" else None,
+        history=args.history,
         batch_size=args.batch_size,
     )
     for path in args.audio:
@@ -159,6 +162,7 @@ def _quiet_libraries() -> None:
     import warnings
 
     warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notices are not for users
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

@@ -24,18 +24,24 @@ from engine.prompt import PromptContext
 from engine.segment import Chunk, SegmentOptions, iter_chunks
 from engine.transcript import Segment, Transcript, Word
 
+# Chunks are cut at pauses into pieces of at most this length. The shipped model was trained on
+# single utterances of 2-10 s and stops early on longer chunks: on the sample interview (24 s) it
+# scored 43% WER with 6 s chunks, 51% with 10 s and 82% with one 24 s chunk (session-2 note, issue 3).
+DEFAULT_MAX_CHUNK_S = 6.0
 SILENCE_RMS = 1e-4  # a window quieter than this (about -80 dBFS) holds no speech: skip the LLM
 
 
 @dataclass(frozen=True)
 class TranscribeOptions:
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
-    segment: SegmentOptions | None = field(default_factory=SegmentOptions)  # None: fixed windows
+    segment: SegmentOptions | None = field(default_factory=lambda: SegmentOptions(max_chunk_s=DEFAULT_MAX_CHUNK_S))  # None: fixed windows
     window_s: float = float(CHUNK_SECONDS)  # fixed-window length when segment is None
     batch_size: int = 1  # chunks decoded together
     prompt_hotwords: int = 20  # longer hotword lists are filtered per chunk (engine.hotwords.retrieve)
     # The tail of the transcript so far goes into each chunk's prompt (Seed-ASR's long-form context).
-    history: bool = True
+    # Off by default: the shipped SFT model never saw history in training and drifts with it
+    # (sample interview: 78% WER with history vs 43% without, 6 s chunks); context SFT will train it.
+    history: bool = False
     word_timestamps: bool = True  # CTC forced alignment of each segment's text (engine/align.py)
     # A chunk whose text loops (engine.decoding.looks_degenerate) is decoded again with these options.
     fallback: DecodingOptions | None = field(default_factory=lambda: DecodingOptions(no_repeat_ngram_size=4, repetition_penalty=1.3))
