@@ -169,7 +169,7 @@ def test_options_are_validated():
 def test_history_carries_the_transcript_so_far(tmp_path):
     path = _tone_file(tmp_path, 65.0)
     model = FakeModel()
-    Transcriber(model, TranscribeOptions(segment=None)).transcribe(path)
+    Transcriber(model, TranscribeOptions(segment=None, history=True)).transcribe(path)
     assert [c.history for c in model.contexts] == ["", "chunk of 30.0 s", "chunk of 30.0 s chunk of 30.0 s"]
     model = FakeModel()
     Transcriber(model, TranscribeOptions(segment=None, history=False)).transcribe(path)
@@ -179,7 +179,7 @@ def test_history_carries_the_transcript_so_far(tmp_path):
 def test_loop_retry_drops_the_history(tmp_path):
     path = _tone_file(tmp_path, 40.0)
     model = LoopingModel()
-    Transcriber(model, TranscribeOptions(segment=None)).transcribe(path)
+    Transcriber(model, TranscribeOptions(segment=None, history=True)).transcribe(path)
     # second chunk: first try with history, the retry without
     assert model.contexts[2].history and model.contexts[3].history == ""
 
