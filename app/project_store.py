@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.export import write_atomically
 from engine.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -84,16 +83,7 @@ class ProjectStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path_for(project.job_id)
         data = json.dumps(project.to_dict(), ensure_ascii=False, indent=1).encode("utf-8")
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open(temp, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        write_atomically(path, data)
         return path
 
     def delete(self, job_id: str) -> None:

@@ -320,7 +320,8 @@ def _resolve_format(path: Path, fmt: str | None) -> str:
     return name
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write the whole file or nothing: a temp file in the same folder, fsynced, then renamed over ``path``."""
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -362,5 +363,5 @@ def export(
     name = _resolve_format(path, fmt)
     options = _RenderOptions(timestamps=timestamps, title=title if title is not None else path.stem)
     data = _RENDERERS[name](transcript, options)  # render fully before touching the disk
-    _write_atomically(path, data)
+    write_atomically(path, data)
     return path
