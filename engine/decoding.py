@@ -29,7 +29,9 @@ class DecodingOptions:
     length_penalty: float = 1.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
-    hotword_boost: float = 1.0  # added to the logit of tokens that start/continue a hotword (engine/biasing.py); 0 = off
+    # Logit bonus for tokens that start/continue a hotword (engine/biasing.py); 0 = off. 3.0 measured best of
+    # 0/1/3 with bench/biasing.py (dev-tts, 20 utterances, true list: B-WER 66% / 52% / 34%, U-WER 16% / 16% / 12%).
+    hotword_boost: float = 3.0
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
