@@ -106,9 +106,10 @@ def test_gui_stays_responsive_while_the_engine_works(qtbot, make_window, tmp_pat
     """A CPU-bound (fake) engine in the worker thread must not stall the GUI's event loop.
 
     Each fake segment burns 0.15 s of pure-Python CPU: run on the GUI thread, that
-    would make nearly every 20 ms tick at least 130 ms late. The 99th percentile
-    is asserted, so that one scheduling hiccup caused by another process on a busy
-    two-core machine does not fail the test; the worst tick is printed too.
+    would make nearly every 20 ms tick at least 130 ms late. The 95th percentile
+    is asserted, so that a few scheduling hiccups caused by other processes on a
+    busy two-core machine do not fail the test (a stalled event loop would still
+    put almost every tick over the bound); the 99th and the worst are printed too.
     """
     import engine.transcribe  # noqa: F401 -- the worker imports it (and torch) once; time the transcription, not that
 
@@ -132,10 +133,11 @@ def test_gui_stays_responsive_while_the_engine_works(qtbot, make_window, tmp_pat
     timer.stop()
     assert len(late_ms) > 80  # the probe ran through the whole job
     ordered = sorted(late_ms)
-    p99, median, worst = ordered[int(0.99 * (len(ordered) - 1))], ordered[len(ordered) // 2], ordered[-1]
-    print(f"\nGUI event latency while transcribing: 99th percentile {p99:.1f} ms, worst {worst:.1f} ms, "
+    p95, p99 = ordered[int(0.95 * (len(ordered) - 1))], ordered[int(0.99 * (len(ordered) - 1))]
+    median, worst = ordered[len(ordered) // 2], ordered[-1]
+    print(f"\nGUI event latency while transcribing: 95th percentile {p95:.1f} ms, 99th {p99:.1f} ms, worst {worst:.1f} ms, "
           f"median {median:.1f} ms over {len(late_ms)} ticks of {interval_ms} ms")
-    assert p99 < 100
+    assert p95 < 100
 
 
 def test_screenshot_mode_renders_the_window(tmp_path):
