@@ -128,10 +128,13 @@ def test_gui_stays_responsive_while_the_engine_works(qtbot, make_window, tmp_pat
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.timeout.connect(tick)
     timer.start(interval_ms)
+    started = time.perf_counter()
     window.transcribe(job_id)
     qtbot.waitUntil(lambda: window.jobs.job(job_id).status is JobStatus.DONE, timeout=15000)
     timer.stop()
-    assert len(late_ms) > 80  # the probe ran through the whole job
+    # The probe ran through the whole job: 16 segments × 0.15 s of CPU is at least 2.4 s of ticking.
+    # (Counting ticks instead would fail exactly when they are late.)
+    assert last[0] - started >= 2.0 and len(late_ms) > 20
     ordered = sorted(late_ms)
     p95, p99 = ordered[int(0.95 * (len(ordered) - 1))], ordered[int(0.99 * (len(ordered) - 1))]
     median, worst = ordered[len(ordered) // 2], ordered[-1]
