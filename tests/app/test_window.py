@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -103,17 +104,19 @@ def test_a_job_running_at_exit_reopens_as_interrupted(qtbot, make_window, tone):
 
 
 def test_gui_stays_responsive_while_the_engine_works(qtbot, make_window, tmp_path):
-    """A CPU-bound (fake) engine in the worker thread must not stall the GUI's event loop.
+    """A CPU-bound (fake) engine must run off the GUI thread and never freeze the event loop.
 
-    Each fake segment burns 0.15 s of pure-Python CPU: run on the GUI thread, that
-    would make nearly every 20 ms tick at least 130 ms late. The 95th percentile
-    is asserted, so that a few scheduling hiccups caused by other processes on a
-    busy two-core machine do not fail the test (a stalled event loop would still
-    put almost every tick over the bound); the 99th and the worst are printed too.
+    Each fake segment burns 0.15 s of pure-Python CPU, 16 segments in all. Run on the
+    GUI thread, the job would block the event loop for its whole length (≥ 2.4 s in one
+    piece). Off the GUI thread, ticks keep arriving while it runs. How late each tick
+    is depends on the machine and its load (GIL hand-offs, other processes on a shared
+    CI runner), so the bound is on a freeze, not on smoothness: no gap over 1 s. The
+    percentiles are printed for whoever wants to judge smoothness on their machine.
     """
     import engine.transcribe  # noqa: F401 -- the worker imports it (and torch) once; time the transcription, not that
 
-    window = make_window(FakeBackend(segment_s=1.0, delay_s=0.15, busy=True))
+    backend = FakeBackend(segment_s=1.0, delay_s=0.15, busy=True)
+    window = make_window(backend)
     job_id = window.add_files([write_tone(tmp_path / "busy.wav", 16.0)])[0]
     interval_ms = 20
     late_ms: list[float] = []
@@ -140,7 +143,8 @@ def test_gui_stays_responsive_while_the_engine_works(qtbot, make_window, tmp_pat
     median, worst = ordered[len(ordered) // 2], ordered[-1]
     print(f"\nGUI event latency while transcribing: 95th percentile {p95:.1f} ms, 99th {p99:.1f} ms, worst {worst:.1f} ms, "
           f"median {median:.1f} ms over {len(late_ms)} ticks of {interval_ms} ms")
-    assert p95 < 100
+    assert worst < 1000
+    assert threading.get_ident() not in backend.threads and backend.threads  # the engine never ran on the GUI thread
 
 
 def test_screenshot_mode_renders_the_window(tmp_path):
