@@ -1,0 +1,111 @@
+"""CTC-draft verification gives exactly greedy decoding's tokens, in fewer LLM passes when the draft is good."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList
+
+from engine.biasing import HotwordBoost, TokenTrie
+from engine.speculative import greedy_with_draft
+
+VOCAB = 64
+
+
+@pytest.fixture(scope="module")
+def llm():
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def prompt():
+    return torch.randn(1, 11, 32, generator=torch.Generator().manual_seed(1))  # (1, L, D)
+
+
+def _generate(llm, prompt, max_new_tokens, eos_id, processors=None) -> list[int]:
+    out = llm.generate(
+        inputs_embeds=prompt,
+        attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        eos_token_id=eos_id,
+        pad_token_id=eos_id,
+        logits_processor=processors,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+    )
+    ids = out[0].tolist()
+    return ids[: ids.index(eos_id) + 1] if eos_id in ids else ids
+
+
+def test_a_perfect_draft_is_accepted_in_few_passes(llm, prompt):
+    reference = _generate(llm, prompt, 30, eos_id=VOCAB + 1)  # an id it never emits: runs the whole budget
+    result = greedy_with_draft(llm, prompt, reference, 30, stop_ids={VOCAB + 1})
+    assert result.token_ids == reference and len(result.log_probs) == 30
+    # every pass yields its accepted draft tokens plus one of its own: blocks of 2, 4, 8, 8, … instead of 29 one-token steps
+    assert result.stats.accepted + result.stats.forwards == 29 and result.stats.forwards <= 6
+
+
+@pytest.mark.parametrize("kind", ["random", "shifted", "empty", "noisy"])
+def test_any_draft_gives_the_greedy_tokens(llm, prompt, kind):
+    reference = _generate(llm, prompt, 25, eos_id=VOCAB + 1)
+    rng = torch.Generator().manual_seed(3)
+    draft = {
+        "random": torch.randint(0, VOCAB, (25,), generator=rng).tolist(),
+        "shifted": [7, 7, *reference],  # two spurious tokens first
+        "empty": [],
+        "noisy": [t if i % 4 else (t + 1) % VOCAB for i, t in enumerate(reference)],  # every 4th token wrong
+    }[kind]
+    result = greedy_with_draft(llm, prompt, draft, 25, stop_ids={VOCAB + 1})
+    assert result.token_ids == reference
+    if kind == "noisy":
+        assert result.stats.accepted > 10 and result.stats.forwards < 24
+
+
+def test_stops_at_the_end_token_like_generate(llm, prompt):
+    free = _generate(llm, prompt, 20, eos_id=VOCAB + 1)
+    eos = free[6]  # pretend the 7th greedy token ends the sequence
+    reference = _generate(llm, prompt, 20, eos_id=eos)
+    result = greedy_with_draft(llm, prompt, free, 20, stop_ids={eos})
+    assert result.token_ids == reference and result.token_ids[-1] == eos and len(reference) <= 7
+
+
+def test_logits_processors_are_applied_as_in_generate(llm, prompt):
+    trie = TokenTrie([[5, 9, 13]])  # a hotword spelled as three token ids
+    processors = LogitsProcessorList([HotwordBoost([trie], bonus=6.0)])
+    plain = _generate(llm, prompt, 20, eos_id=VOCAB + 1)
+    boosted = _generate(llm, prompt, 20, eos_id=VOCAB + 1, processors=processors)
+    assert boosted != plain  # the boost changes the path, so the check below means something
+    result = greedy_with_draft(llm, prompt, plain, 20, stop_ids={VOCAB + 1}, processors=processors)
+    assert result.token_ids == boosted
+
+
+def test_log_probs_match_generate_scores(llm, prompt):
+    out = llm.generate(
+        inputs_embeds=prompt,
+        attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long),
+        max_new_tokens=12,
+        do_sample=False,
+        eos_token_id=VOCAB + 1,
+        pad_token_id=0,
+        output_scores=True,
+        return_dict_in_generate=True,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+    )
+    expected = llm.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0].tolist()
+    result = greedy_with_draft(llm, prompt, out.sequences[0].tolist(), 12, stop_ids={VOCAB + 1})
+    assert result.log_probs == pytest.approx(expected, abs=1e-4)
