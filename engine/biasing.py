@@ -91,3 +91,28 @@ class HotwordBoost(LogitsProcessor):
             if continuations:
                 boost[row, list(continuations)] = self.bonus
         return scores + boost
+
+
+class ContextMix(LogitsProcessor):
+    """Joint decoding with and without the prompt's context (Seed-ASR's joint context beam search).
+
+    The batch holds every chunk twice: rows ``[0, n)`` are prompted with the context (hotwords,
+    meeting description, history), rows ``[n, 2n)`` with none, ``n = chunks · beams``. Both halves
+    get the same mixed score α·log P(y | speech, context) + (1 − α)·log P(y | speech), so they pick
+    the same tokens and stay in step; only the first half's result is kept. A context that pulls
+    the transcript away from what the audio supports is outvoted by the context-free stream.
+    Seed-ASR (arXiv 2407.04675) describes this joint search and its weight α.
+    """
+
+    def __init__(self, alpha: float):
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"the context weight α must be between 0 and 1, got {alpha}")
+        self.alpha = alpha
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.shape[0] % 2:
+            raise ValueError("ContextMix needs the batch laid out as [with context; without context]")
+        log_probs = scores.float().log_softmax(dim=-1)  # (2n, V)
+        with_context, without = log_probs.chunk(2)
+        mixed = self.alpha * with_context + (1.0 - self.alpha) * without
+        return torch.cat([mixed, mixed]).to(scores.dtype)

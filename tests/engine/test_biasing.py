@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from engine.biasing import HotwordBoost, TokenTrie
@@ -58,3 +59,17 @@ def torch_runtime():
     from engine.model.runtime import Runtime
 
     return Runtime(device="cpu", quantization="fp32")
+
+
+def test_context_mix_gives_both_halves_the_weighted_log_probs():
+    from engine.biasing import ContextMix
+
+    scores = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])  # row 0: with context, row 1: the same audio without
+    mixed = ContextMix(alpha=0.25)(torch.zeros((2, 0), dtype=torch.long), scores)
+    log_p = scores.log_softmax(dim=-1)
+    expected = 0.25 * log_p[0] + 0.75 * log_p[1]
+    assert torch.allclose(mixed[0], expected) and torch.equal(mixed[0], mixed[1])
+    assert int(mixed[0].argmax()) == 1  # the context-free stream outvotes a context that favours token 0
+    assert int(ContextMix(alpha=1.0)(torch.zeros((2, 0), dtype=torch.long), scores)[1].argmax()) == 0
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ContextMix(alpha=1.5)
