@@ -23,6 +23,7 @@ def looks_degenerate(text: str, max_ratio: float = MAX_COMPRESSION_RATIO) -> boo
 @dataclass(frozen=True)
 class DecodingOptions:
     beam_size: int = 1  # 1 = greedy
+    n_best: int = 1  # hypotheses returned per input: the top n_best of the beam (MWER training)
     temperature: float = 0.0  # > 0 samples (only with beam_size 1)
     max_tokens_per_second: float = 8.0  # runaway guard: cap new tokens by audio duration
     min_new_tokens_cap: int = 16  # the cap never goes below this, for very short chunks
@@ -32,10 +33,18 @@ class DecodingOptions:
     # Logit bonus for tokens that start/continue a hotword (engine/biasing.py); 0 = off. 3.0 measured best of
     # 0/1/3 with bench/biasing.py (dev-tts, 20 utterances, true list: B-WER 66% / 52% / 34%, U-WER 16% / 16% / 12%).
     hotword_boost: float = 3.0
+    # α of the joint decoding with and without the context (engine.biasing.ContextMix): each step scores
+    # α·log P(y | speech, context) + (1 − α)·log P(y | speech); 1 = the context alone (no second stream).
+    context_weight: float = 1.0
+    # Greedy decoding verifies the adapter's token-CTC draft in blocks (engine/speculative.py): the same
+    # tokens as plain greedy decoding, in fewer sequential LLM passes.
+    ctc_draft: bool = True
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be ≥ 1, got {self.beam_size}")
+        if not 1 <= self.n_best <= self.beam_size:
+            raise ValueError(f"n_best must be 1 to beam_size ({self.beam_size}), got {self.n_best}: raise beam_size to n_best")
         if self.temperature < 0:
             raise ValueError(f"temperature must be ≥ 0, got {self.temperature}")
         if self.temperature > 0 and self.beam_size > 1:
@@ -46,6 +55,8 @@ class DecodingOptions:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         if self.hotword_boost < 0:
             raise ValueError(f"hotword_boost must be ≥ 0, got {self.hotword_boost}")
+        if not 0.0 <= self.context_weight <= 1.0:
+            raise ValueError(f"context_weight must be between 0 and 1, got {self.context_weight}")
         if self.no_repeat_ngram_size < 0:
             raise ValueError(f"no_repeat_ngram_size must be ≥ 0, got {self.no_repeat_ngram_size}")
 
@@ -74,4 +85,6 @@ class DecodingOptions:
         if self.beam_size > 1:
             kwargs["length_penalty"] = self.length_penalty
             kwargs["early_stopping"] = True
+        if self.n_best > 1:
+            kwargs["num_return_sequences"] = self.n_best
         return kwargs

@@ -1,9 +1,9 @@
 """Cache of frozen-encoder outputs, so training does not re-run Whisper every epoch.
 
 Each utterance's encoder frames (T, C) are stored in float16 in safetensors
-shards next to an index. The cache folder is keyed by the encoder's weight
-source and the manifest, and a build that stops half way resumes at the first
-missing shard.
+shards next to an index. The cache folder is keyed by the encoder's weights
+(their packaged source, or else a hash of the weights themselves) and the
+manifest, and a build that stops half way resumes at the first missing shard.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from engine.audio import load_audio
 from engine.model.acllm import AcLLM
+from engine.weights import WeightSource
 from training.data.manifest import Utterance
 
 SHARD_SIZE = 256  # utterances per shard file
@@ -35,11 +36,29 @@ class EncoderCache:
 
 
 def cache_key(model: AcLLM, manifest: Path) -> str:
-    """Names the cache by what determines its contents: encoder source and manifest."""
+    """Names the cache by what determines its contents: encoder weights and manifest.
+
+    A packaged encoder is named by its source (the package pins its file by sha256). Any other
+    encoder (random, SSL-initialised, from a checkpoint or a folder) is named by a hash of its
+    weights, since two such encoders can share a source string and differ in every weight.
+    """
     digest = hashlib.sha256()
-    digest.update(model.config.encoder.source.encode())
+    source = model.config.encoder.source
+    if WeightSource.parse(source).kind == "package":
+        digest.update(source.encode())
+    else:
+        digest.update(b"weights:" + encoder_weights_digest(model.encoder.whisper).encode())
     digest.update(Path(manifest).resolve().read_bytes())
     return digest.hexdigest()[:16]
+
+
+def encoder_weights_digest(encoder: torch.nn.Module) -> str:
+    """sha256 over an encoder's state dict: names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def build_encoder_cache(model: AcLLM, utterances: list[Utterance], folder: Path, batch_size: int = 8, progress: bool = True) -> EncoderCache:

@@ -10,13 +10,14 @@ import torch
 from torch import nn
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from engine.biasing import HotwordBoost, TokenTrie
+from engine.biasing import ContextMix, HotwordBoost, TokenTrie
 from engine.decoding import DecodingOptions
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
 from engine.model.encoder import ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, Features, LogMelFrontend, SpeechEncoder
 from engine.model.runtime import Runtime
 from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContext
+from engine.speculative import greedy_with_draft
 
 ENCODER_FRAME_S = ENCODER_STRIDE * HOP_SAMPLES / SAMPLE_RATE  # 20 ms per encoder frame
 
@@ -205,12 +206,8 @@ class AcLLM(nn.Module):
             if inputs.labels is None:
                 raise ValueError("the training loss needs labels; use generate() to decode")
             audio = AudioEncoding(frames, frame_lengths, embeds, embed_lengths)
-            labels = inputs.labels.to(self.device)
-            hidden = self.llm_hidden_states(self.splice(inputs, audio), inputs.attention_mask.to(self.device))  # (B, L, D)
-            # Only positions that predict a transcript token need the (large) vocabulary projection.
-            predicts = labels[:, 1:] != IGNORE_INDEX  # (B, L-1)
-            logits = self.llm.get_output_embeddings()(hidden[:, :-1][predicts])  # (n_targets, V)
-            lm_loss = nn.functional.cross_entropy(logits.float(), labels[:, 1:][predicts])
+            logits, targets, _ = self._target_logits(inputs, audio)  # (n_targets, V), (n_targets,)
+            lm_loss = nn.functional.cross_entropy(logits.float(), targets)
             terms.append(lm_loss)
         if ctc_targets is not None and self.config.ctc_weight > 0:
             log_probs = self.encoder.ctc_log_probs(frames)  # (B, T, V)
@@ -224,6 +221,39 @@ class AcLLM(nn.Module):
         if not terms:
             raise ValueError("nothing to train: use_llm=False needs CTC or token-CTC targets with a positive weight")
         return LossOutput(loss=sum(terms), lm_loss=lm_loss, ctc_loss=ctc_loss, token_ctc_loss=token_ctc_loss)
+
+    def sequence_log_probs(
+        self,
+        frames: torch.Tensor,  # (B, T, C) encoder frames, one row per scored sequence
+        frame_lengths: torch.Tensor,  # (B,)
+        contexts: list[PromptContext],
+        target_ids: list[list[int]],
+    ) -> torch.Tensor:
+        """Teacher-forced log P(target | prompt, audio) per row, summed over its tokens: (B,), with gradients.
+
+        Each row's ``target_ids`` are scored exactly as given: append ``self.prompt.eos_id`` (as
+        ``PromptBuilder.target_ids`` does) to score a finished transcript. Used by MWER training,
+        which scores every N-best hypothesis of an utterance against the same audio.
+        """
+        if not len(contexts) == len(target_ids) == frames.shape[0]:
+            raise ValueError(f"got {frames.shape[0]} audio rows, {len(contexts)} contexts and {len(target_ids)} target sequences")
+        frames = frames.to(self.device, self.adapter.proj[0].weight.dtype)
+        frame_lengths = frame_lengths.to(self.device)
+        embeds, embed_lengths = self.adapter(frames, frame_lengths)  # (B, N, D)
+        audio = AudioEncoding(frames, frame_lengths, embeds, embed_lengths)
+        inputs = self.prompt.assemble([self.prompt.render(c) for c in contexts], embed_lengths.tolist(), target_ids)
+        logits, targets, rows = self._target_logits(inputs, audio)  # (n_targets, V), (n_targets,), (n_targets,)
+        token_log_probs = -nn.functional.cross_entropy(logits.float(), targets, reduction="none")  # (n_targets,)
+        return torch.zeros(frames.shape[0], device=self.device).index_add(0, rows, token_log_probs)
+
+    def _target_logits(self, inputs: ModelInputs, audio: AudioEncoding) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits where a label follows: (n_targets, V), the labels (n_targets,), their rows (n_targets,)."""
+        labels = inputs.labels.to(self.device)
+        hidden = self.llm_hidden_states(self.splice(inputs, audio), inputs.attention_mask.to(self.device))  # (B, L, D)
+        # Only positions that predict a transcript token need the (large) vocabulary projection.
+        predicts = labels[:, 1:] != IGNORE_INDEX  # (B, L-1)
+        logits = self.llm.get_output_embeddings()(hidden[:, :-1][predicts])  # (n_targets, V)
+        return logits, labels[:, 1:][predicts], predicts.nonzero()[:, 0]
 
     def llm_hidden_states(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Last hidden states of the decoder (B, L, D), without the vocabulary projection."""
@@ -275,16 +305,7 @@ class AcLLM(nn.Module):
         """The adapter's token-CTC best path over the whole LLM vocabulary, decoded to text."""
         frames = frames.to(self.device, self.adapter.proj[0].weight.dtype)
         embeds, lengths = self.adapter(frames, frame_lengths.to(self.device))
-        best = self.adapter.token_log_probs(embeds, self.llm.get_input_embeddings().weight).argmax(dim=-1)  # (B, N)
-        texts = []
-        for row, length in zip(best.tolist(), lengths.tolist(), strict=True):
-            ids, previous = [], 0
-            for index in row[:length]:
-                if index != previous and index != 0:
-                    ids.append(index - 1)
-                previous = index
-            texts.append(_printable(self.tokenizer.decode(ids, skip_special_tokens=True)))
-        return texts
+        return [_printable(self.tokenizer.decode(ids, skip_special_tokens=True)) for ids in self._token_drafts(embeds, lengths)]
 
     @torch.inference_mode()
     def generate(self, features: Features, contexts: list[PromptContext], options: DecodingOptions) -> list[Hypothesis]:
@@ -301,6 +322,8 @@ class AcLLM(nn.Module):
     ) -> list[Hypothesis]:
         """Decode from encoder frames (B, T, C); the token budget follows the longest clip.
 
+        Returns ``options.n_best`` hypotheses per input, input-major (all of input 0's first), best first.
+
         ``should_stop`` is polled after every decoding step; when it returns True decoding ends
         there (the caller discards the partial text), so a cancel takes effect within one step.
         """
@@ -312,18 +335,30 @@ class AcLLM(nn.Module):
         prompts = [self.prompt.render(c) for c in contexts]
         inputs = self.prompt.assemble(prompts, embed_lengths.tolist())
         duration_s = float(frame_lengths.max()) * ENCODER_FRAME_S
+        if self._can_draft(options, contexts):
+            return self._verify_drafts(inputs, audio, contexts, options, duration_s, should_stop)
+        n_inputs = len(contexts)
+        processors = LogitsProcessorList()
+        if options.context_weight < 1.0 and any(not c.is_empty for c in contexts):
+            # Joint decoding: every chunk again without its context, mixed in by ContextMix; only the first half is kept.
+            audio = AudioEncoding(*(torch.cat([t, t]) for t in (frames, frame_lengths, embeds, embed_lengths)))
+            inputs = self.prompt.assemble(prompts + [self.prompt.render(PromptContext())] * n_inputs, audio.embed_lengths.tolist())
+            processors.append(ContextMix(options.context_weight))
+            contexts = contexts + contexts  # both halves get the same hotword boost, so they stay in step
+        processors.extend(self._hotword_boost(contexts, options) or [])
         out = self.llm.generate(
             inputs_embeds=self.splice(inputs, audio),
             attention_mask=inputs.attention_mask.to(self.device),
             stopping_criteria=StoppingCriteriaList([_StopWhen(should_stop)]) if should_stop is not None else None,
-            logits_processor=self._hotword_boost(contexts, options),
+            logits_processor=processors or None,
             **options.generate_kwargs(duration_s, self.prompt.eos_id, self.prompt.pad_id),
         )
-        sequences = out.sequences  # (B, new) — with inputs_embeds only new tokens come back
+        kept_rows = n_inputs * options.n_best  # with joint decoding, the context-free half is dropped
+        sequences = out.sequences[:kept_rows]  # (B, new) — with inputs_embeds only new tokens come back
         if options.beam_size > 1:
-            scores = out.sequences_scores.tolist()
+            scores = out.sequences_scores[:kept_rows].tolist()
         else:
-            step = self.llm.compute_transition_scores(sequences, out.scores, normalize_logits=True)  # (B, new)
+            step = self.llm.compute_transition_scores(sequences, tuple(s[:kept_rows] for s in out.scores), normalize_logits=True)  # (B, new)
             scores = []
             for row_ids, row_scores in zip(sequences.tolist(), step.tolist(), strict=True):
                 n = self._content_length(row_ids) + 1  # the end token's probability counts too
@@ -335,6 +370,45 @@ class AcLLM(nn.Module):
             text = _printable(self.tokenizer.decode(content, skip_special_tokens=True))
             hypotheses.append(Hypothesis(text=text, token_ids=tuple(content), avg_logprob=float(score)))
         return hypotheses
+
+    def _can_draft(self, options: DecodingOptions, contexts: list[PromptContext]) -> bool:
+        """Whether verifying the token-CTC draft gives exactly what generate() would (plain greedy, no joint decoding)."""
+        plain_greedy = options.beam_size == 1 and options.temperature == 0 and options.repetition_penalty == 1.0 and not options.no_repeat_ngram_size
+        joint = options.context_weight < 1.0 and any(not c.is_empty for c in contexts)
+        return options.ctc_draft and plain_greedy and not joint and self.config.token_ctc_weight > 0
+
+    def _verify_drafts(
+        self, inputs: ModelInputs, audio: AudioEncoding, contexts: list[PromptContext], options: DecodingOptions,
+        duration_s: float, should_stop: Callable[[], bool] | None,
+    ) -> list[Hypothesis]:
+        """Greedy decoding, one chunk at a time, that accepts the agreeing prefix of its token-CTC draft per LLM pass."""
+        spliced = self.splice(inputs, audio)  # (B, L, D), left-padded
+        drafts = self._token_drafts(audio.embeds, audio.embed_lengths)
+        hypotheses = []
+        for row, (context, draft) in enumerate(zip(contexts, drafts, strict=True)):
+            valid = inputs.attention_mask[row].bool().to(self.device)
+            result = greedy_with_draft(
+                self.llm, spliced[row : row + 1, valid], draft, options.max_new_tokens(duration_s), {self.prompt.eos_id},
+                self._hotword_boost([context], options), should_stop,
+            )
+            n = self._content_length(result.token_ids)
+            kept = result.log_probs[: n + 1]  # the end token's probability counts too, as in generate()'s path
+            text = _printable(self.tokenizer.decode(result.token_ids[:n], skip_special_tokens=True))
+            hypotheses.append(Hypothesis(text=text, token_ids=tuple(result.token_ids[:n]), avg_logprob=sum(kept) / max(1, len(kept))))
+        return hypotheses
+
+    def _token_drafts(self, embeds: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """The adapter's token-CTC best path per chunk as LLM token ids (blanks and repeats removed)."""
+        best = self.adapter.token_log_probs(embeds, self.llm.get_input_embeddings().weight).argmax(dim=-1)  # (B, N)
+        drafts = []
+        for row, length in zip(best.tolist(), lengths.tolist(), strict=True):
+            ids, previous = [], 0
+            for index in row[:length]:
+                if index != previous and index != 0:
+                    ids.append(index - 1)
+                previous = index
+            drafts.append(ids)
+        return drafts
 
     def _hotword_boost(self, contexts: list[PromptContext], options: DecodingOptions) -> LogitsProcessorList | None:
         if options.hotword_boost <= 0 or not any(c.hotwords for c in contexts):

@@ -6,7 +6,8 @@ A checkpoint folder describes itself:
     trained.safetensors  the trained parts: adapter, CTC head, LoRA (+ encoder if fine-tuned)
     tokenizer/           the LLM's tokenizer with its chat template
     sources.json         where the base weights come from, with sha256 where known
-    encoder/, llm/       full weights, only for components that have no external source
+    encoder/, llm/       full weights, only for components that have no external source (random
+                         architectures, SSL-initialised encoders, parts loaded from another checkpoint)
 
 Loading checks keys strictly: a checkpoint whose trained parts do not fit the
 model its config describes is refused, never half-loaded.
@@ -23,10 +24,10 @@ import torch
 from engine.errors import ModelError
 from engine.model.acllm import AcLLM, CharCTC
 from engine.model.adapter import FrameStackProjector
-from engine.model.config import AcLLMConfig
+from engine.model.config import AcLLMConfig, EncoderConfig
 from engine.model.encoder import SpeechEncoder
 from engine.model.runtime import Runtime, llm_load_kwargs
-from engine.weights import PACKAGED, WeightSource, load_causal_lm, load_whisper_encoder
+from engine.weights import PACKAGED, WeightSource, load_causal_lm, load_whisper_encoder, sha256_of
 
 TRAINED_FILE = "trained.safetensors"
 
@@ -34,7 +35,7 @@ TRAINED_FILE = "trained.safetensors"
 def build_model(config: AcLLMConfig, runtime: Runtime, checkpoint_dir: Path | None = None, seed: int = 0) -> AcLLM:
     """Assemble an AcLLM: base weights from their sources, freshly initialised trained parts."""
     torch.manual_seed(seed)
-    whisper = _build_encoder(config, checkpoint_dir)
+    whisper = build_whisper_encoder(config.encoder, checkpoint_dir)
     llm, tokenizer = _build_llm(config, runtime, checkpoint_dir)
     if checkpoint_dir is not None and (checkpoint_dir / "tokenizer").is_dir():
         from transformers import AutoTokenizer
@@ -60,14 +61,16 @@ def build_model(config: AcLLMConfig, runtime: Runtime, checkpoint_dir: Path | No
     return model.eval()
 
 
-def _build_encoder(config: AcLLMConfig, checkpoint_dir: Path | None):
-    if config.encoder.source != "random":
-        return load_whisper_encoder(config.encoder.source, checkpoint_dir)
+def build_whisper_encoder(config: EncoderConfig, checkpoint_dir: Path | None = None):
+    """The WhisperEncoder (float32, eval mode) an encoder config describes: from its weight source, or
+    a random architecture, seeded by the caller or started from ``init_weights``."""
+    if config.source != "random":
+        return load_whisper_encoder(config.source, checkpoint_dir)
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    dims = config.encoder.random_dims
-    return WhisperEncoder(
+    dims = config.random_dims
+    encoder = WhisperEncoder(
         WhisperConfig(
             d_model=dims.d_model,
             encoder_layers=dims.layers,
@@ -76,7 +79,26 @@ def _build_encoder(config: AcLLMConfig, checkpoint_dir: Path | None):
             num_mel_bins=dims.n_mels,
             max_source_positions=1500,
         )
-    ).eval()
+    )
+    if config.init_weights is not None:
+        _load_init_weights(encoder, Path(config.init_weights))
+    return encoder.eval()
+
+
+def _load_init_weights(encoder, path: Path) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ModelError(f"Encoder initial weights {path} do not exist: pass the encoder.safetensors an SSL run wrote.")
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError) as err:
+        raise ModelError(f"Encoder initial weights {path} are unreadable ({err}): write them again.") from err
+    try:
+        encoder.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ModelError(f"Encoder initial weights {path} do not fit encoder.random_dims: {err}") from err
 
 
 def _build_llm(config: AcLLMConfig, runtime: Runtime, checkpoint_dir: Path | None):
@@ -124,20 +146,28 @@ def save_checkpoint(model: AcLLM, directory: Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config
-    if config.encoder.source == "random":
+    init_weights = config.encoder.init_weights
+    # A random-architecture encoder (seeded or SSL-initialised) or one loaded from another checkpoint
+    # has no source outside this folder: its full weights go inside, even when frozen.
+    if WeightSource.parse(config.encoder.source).kind in ("random", "checkpoint"):
         sub = directory / "encoder"
         sub.mkdir(exist_ok=True)
         model.encoder.whisper.config.to_json_file(sub / "config.json")
         save_file(_contiguous(model.encoder.whisper.state_dict()), sub / "model.safetensors")
-        config = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, source="checkpoint:encoder", random_dims=None))
-    if config.llm.source == "random":
+        encoder = dataclasses.replace(config.encoder, source="checkpoint:encoder", random_dims=None, init_weights=None)
+        config = dataclasses.replace(config, encoder=encoder)
+    if WeightSource.parse(config.llm.source).kind in ("random", "checkpoint"):
         _plain_llm(model).save_pretrained(directory / "llm")
         model.tokenizer.save_pretrained(directory / "llm")
         config = dataclasses.replace(config, llm=dataclasses.replace(config.llm, source="checkpoint:llm", random_dims=None))
     config.save(directory / "config.json")
     save_file(_contiguous(model.trainable_state_dict()), directory / TRAINED_FILE)
     model.tokenizer.save_pretrained(directory / "tokenizer")
-    (directory / "sources.json").write_text(json.dumps(_describe_sources(config), indent=2) + "\n")
+    sources = _describe_sources(config)
+    if init_weights is not None:
+        start = Path(init_weights)
+        sources["encoder"]["initialised_from"] = {"file": str(start.resolve()), "sha256": sha256_of(start)}
+    (directory / "sources.json").write_text(json.dumps(sources, indent=2) + "\n")
     return directory
 
 

@@ -31,6 +31,10 @@ class EncoderConfig:
     ctc_alphabet: str = DEFAULT_CTC_ALPHABET
     trainable: bool = False  # fine-tune the encoder itself (its weights then ship in the checkpoint)
     random_dims: WhisperDims | None = None  # only for source="random"
+    # Only for source="random": start from these weights (a safetensors WhisperEncoder state dict, e.g. an
+    # SSL run's encoder.safetensors) instead of a seeded random init. A saved checkpoint holds the weights
+    # themselves, so this path is needed only to build the model the first time.
+    init_weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class AcLLMConfig:
             raise ValueError(f"ctc_weight and token_ctc_weight must be ≥ 0, got {self.ctc_weight}, {self.token_ctc_weight}")
         if (self.encoder.source == "random") != (self.encoder.random_dims is not None):
             raise ValueError("encoder.random_dims must be given exactly when encoder.source is 'random'")
+        if self.encoder.init_weights is not None and self.encoder.source != "random":
+            raise ValueError("encoder.init_weights starts a random-architecture encoder: set encoder.source to 'random' too")
         if (self.llm.source == "random") != (self.llm.random_dims is not None):
             raise ValueError("llm.random_dims must be given exactly when llm.source is 'random'")
 

@@ -109,3 +109,51 @@ def test_log_probs_match_generate_scores(llm, prompt):
     expected = llm.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0].tolist()
     result = greedy_with_draft(llm, prompt, out.sequences[0].tolist(), 12, stop_ids={VOCAB + 1})
     assert result.log_probs == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_model_decodes_the_same_with_and_without_its_draft(runtime_cpu):
+    import dataclasses
+
+    import numpy as np
+
+    from engine.decoding import DecodingOptions
+    from engine.model.checkpoint import build_model
+    from engine.model.tiny import tiny_config
+    from engine.prompt import PromptContext
+
+    model = build_model(dataclasses.replace(tiny_config(), token_ctc_weight=1.0), runtime_cpu)
+    rng = np.random.default_rng(0)
+    frames, lengths = model.encode_frames(model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (24000, 56000)]))
+    contexts = [PromptContext(hotwords=("Zanzibar",)), PromptContext()]
+    options = DecodingOptions(min_new_tokens_cap=24)
+    assert model._can_draft(options, contexts)
+    drafted = model.generate_from_frames(frames, lengths, contexts, options)
+    plain = model.generate_from_frames(frames, lengths, contexts, dataclasses.replace(options, ctc_draft=False))
+    assert [h.token_ids for h in drafted] == [h.token_ids for h in plain] and any(h.token_ids for h in plain)
+    assert [h.avg_logprob for h in drafted] == pytest.approx([h.avg_logprob for h in plain], abs=1e-4)
+
+
+def test_joint_context_decoding_keeps_one_result_per_chunk(runtime_cpu):
+    import dataclasses
+
+    import numpy as np
+
+    from engine.decoding import DecodingOptions
+    from engine.model.checkpoint import build_model
+    from engine.model.tiny import tiny_config
+    from engine.prompt import PromptContext
+
+    model = build_model(tiny_config(), runtime_cpu)
+    rng = np.random.default_rng(1)
+    frames, lengths = model.encode_frames(model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (24000, 40000)]))
+    contexts = [PromptContext(meeting="Board meeting", hotwords=("Zanzibar",))] * 2
+    for beam in (1, 3):
+        base = DecodingOptions(beam_size=beam, hotword_boost=0.0)
+        with_context = model.generate_from_frames(frames, lengths, contexts, base)
+        without = model.generate_from_frames(frames, lengths, [PromptContext()] * 2, base)
+        # α = 0 ignores the context: the joint search must give the context-free transcript
+        joint = model.generate_from_frames(frames, lengths, contexts, dataclasses.replace(base, context_weight=0.0))
+        assert [h.token_ids for h in joint] == [h.token_ids for h in without]
+        assert len(with_context) == len(joint) == 2
+    with pytest.raises(ValueError, match="context_weight"):
+        DecodingOptions(context_weight=1.5)

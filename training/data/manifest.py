@@ -11,6 +11,11 @@ A line looks like::
 in a hand-edited manifest is caught instead of silently ignored. Audio paths are
 written relative to the manifest's folder (a data folder can be moved or copied
 as a whole) and resolved to absolute paths on read.
+
+Self-supervised training reads audio-only manifests (``id``, ``audio``,
+``duration_s``) with ``read_manifest(path, require_text=False)``; their
+utterances get ``text=""``. Labeled readers keep the default and still refuse
+a line without ``text``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REQUIRED_KEYS = ("id", "audio", "text", "duration_s")
+AUDIO_ONLY_KEYS = ("id", "audio", "duration_s")  # required when the transcript is not (SSL)
 OPTIONAL_KEYS = ("speaker", "context", "hotwords")
 
 
@@ -51,7 +57,7 @@ class Utterance:
 def _type_problem(record: dict) -> str | None:
     """What is wrong with the types of a record's values, or None."""
     for key in ("id", "audio", "text"):
-        if not isinstance(record[key], str):
+        if key in record and not isinstance(record[key], str):
             return f"{key!r} must be a string, got {type(record[key]).__name__}"
     if isinstance(record["duration_s"], bool) or not isinstance(record["duration_s"], (int, float)):
         return "'duration_s' must be a number of seconds"
@@ -64,8 +70,11 @@ def _type_problem(record: dict) -> str | None:
     return None
 
 
-def utterance_from_record(record: dict, base_dir: Path, where: str = "manifest") -> Utterance:
-    """Builds an Utterance from one decoded JSON line; relative audio paths resolve against base_dir."""
+def utterance_from_record(record: dict, base_dir: Path, where: str = "manifest", *, require_text: bool = True) -> Utterance:
+    """Builds an Utterance from one decoded JSON line; relative audio paths resolve against base_dir.
+
+    With ``require_text=False`` (audio-only manifests for SSL) a line may omit ``text``.
+    """
     if not isinstance(record, dict):
         # A bad line is bad data, reported like every other manifest problem.
         raise ValueError(f"{where}: each line must be a JSON object.")  # noqa: TRY004
@@ -73,7 +82,7 @@ def utterance_from_record(record: dict, base_dir: Path, where: str = "manifest")
     if unknown:
         allowed = ", ".join(REQUIRED_KEYS + OPTIONAL_KEYS)
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed keys are {allowed}.")
-    missing = [key for key in REQUIRED_KEYS if key not in record]
+    missing = [key for key in (REQUIRED_KEYS if require_text else AUDIO_ONLY_KEYS) if key not in record]
     if missing:
         raise ValueError(f"{where}: missing required key(s) {missing}.")
     problem = _type_problem(record)
@@ -85,7 +94,7 @@ def utterance_from_record(record: dict, base_dir: Path, where: str = "manifest")
     return Utterance(
         id=record["id"],
         audio=audio,
-        text=record["text"],
+        text=record.get("text", ""),
         duration_s=float(record["duration_s"]),
         speaker=record.get("speaker"),
         context=record.get("context"),
@@ -110,8 +119,11 @@ def utterance_to_record(utterance: Utterance, base_dir: Path) -> dict:
     return record
 
 
-def read_manifest(path: str | os.PathLike) -> list[Utterance]:
-    """Reads a JSONL manifest; raises ValueError naming the line of the first bad record."""
+def read_manifest(path: str | os.PathLike, *, require_text: bool = True) -> list[Utterance]:
+    """Reads a JSONL manifest; raises ValueError naming the line of the first bad record.
+
+    ``require_text=False`` also accepts audio-only lines (for self-supervised training).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Manifest {path} does not exist; build it first (python -m training.data build).")
@@ -127,7 +139,7 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{where}: not valid JSON ({error.msg}).") from error
-            utterance = utterance_from_record(record, base_dir, where)
+            utterance = utterance_from_record(record, base_dir, where, require_text=require_text)
             if utterance.id in seen:
                 raise ValueError(f"{where}: duplicate id {utterance.id!r}.")
             seen.add(utterance.id)

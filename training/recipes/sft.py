@@ -21,6 +21,7 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,12 +38,17 @@ from training.data.manifest import Utterance, read_manifest
 
 PRESETS = {"tiny": lambda: tiny_config(lora=True), "default": default_config}
 STATE_FILE = "training_state.pt"
+# The prompt contexts of a training micro-batch, given the step: empty in SFT, sampled in context SFT.
+ContextSampler = Callable[[int, list[Utterance]], list[PromptContext]]
 
 
 @dataclass(frozen=True)
 class SFTConfig:
     model: str = "default"  # architecture preset: "tiny" (random, for tests) or "default"
     init_from: str | None = None  # continue from this checkpoint folder instead of a fresh adapter
+    # An SSL run's encoder.safetensors (python -m training ssl): the encoder gets its architecture and
+    # weights instead of the preset's, and the checkpoints carry those weights.
+    encoder_init: str | None = None
     lora: LoraConfig | None = None  # LoRA on the LLM (the tiny preset always has one)
     ctc_weight: float = 0.3
     token_ctc_weight: float = 0.0  # μ; needed for align_steps
@@ -81,6 +87,8 @@ class SFTConfig:
             raise ValueError(f"align_steps must be ≥ 0, got {self.align_steps}")
         if self.align_steps and not self.token_ctc_weight:
             raise ValueError("align_steps trains the token CTC: set token_ctc_weight > 0 too")
+        if self.encoder_init and self.init_from:
+            raise ValueError("init_from brings its own encoder: drop encoder_init, or start without init_from")
 
     @property
     def total_steps(self) -> int:
@@ -89,7 +97,15 @@ class SFTConfig:
     def model_config(self) -> AcLLMConfig:
         config = PRESETS[self.model]()
         llm = config.llm if self.lora is None else dataclasses.replace(config.llm, lora=self.lora)
-        return dataclasses.replace(config, llm=llm, ctc_weight=self.ctc_weight, token_ctc_weight=self.token_ctc_weight)
+        encoder = config.encoder
+        if self.encoder_init:
+            from training.recipes.ssl import encoder_dims
+
+            path = str(Path(self.encoder_init).resolve())
+            encoder = dataclasses.replace(encoder, source="random", random_dims=encoder_dims(path), init_weights=path)
+        return dataclasses.replace(
+            config, encoder=encoder, llm=llm, ctc_weight=self.ctc_weight, token_ctc_weight=self.token_ctc_weight
+        )
 
 
 class FrameLoss(nn.Module):
@@ -120,23 +136,48 @@ class SFTState:
 
 
 def setup(config: SFTConfig) -> SFTState:
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
 
-    from training.features import build_encoder_cache, cache_key
-
-    accelerator = Accelerator(mixed_precision="bf16" if config.bf16 else "no")
+    # Some trained parameters sit out some steps (the LLM's LoRA while aligning, the token-CTC blank
+    # without token CTC): DDP must be told, or a multi-process run stops at its second step.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    accelerator = Accelerator(mixed_precision="bf16" if config.bf16 else "no", kwargs_handlers=[ddp])
     torch.manual_seed(config.seed)
     runtime = Runtime(device=accelerator.device.type, quantization="fp32")
     if config.init_from:
         model = load_checkpoint(Path(config.init_from), runtime)
     else:
         model = build_model(config.model_config(), runtime, seed=config.seed)
+    train, dev, frames = load_cached_data(config, model, accelerator)
+    token_vocab = torch.tensor(sorted({i for u in train for i in model.prompt.target_ids(u.text)[:-1]}), dtype=torch.long)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config))
+    wrapped, optimizer, scheduler = accelerator.prepare(FrameLoss(model), optimizer, scheduler)
+    state = SFTState(config, accelerator, model, wrapped, optimizer, scheduler, train, dev, frames, token_vocab)
+    resume_if_saved(state)
+    return state
+
+
+def load_cached_data(
+    config, model: AcLLM, accelerator
+) -> tuple[list[Utterance], dict[str, list[Utterance]], dict[str, torch.Tensor]]:
+    """Training utterances, dev sets by name, and every utterance's cached encoder frames (built if missing).
+
+    ``config`` is any stage config with train_manifests, dev_manifests, max_duration_s,
+    eval_utterances and cache_dir (SFT, MWER).
+    """
+    from training.features import build_encoder_cache, cache_key
+
     if model.config.encoder.trainable:
         raise ValueError("this recipe trains from cached encoder frames; a trainable encoder needs the audio path")
     # Each manifest is read once: its utterances feed both the encoder cache and training/eval.
     train_sets = {m: [u for u in read_manifest(m) if u.duration_s <= config.max_duration_s] for m in config.train_manifests}
     dev_sets = {m: read_manifest(m)[: config.eval_utterances] for m in config.dev_manifests}
     train = [u for utterances in train_sets.values() for u in utterances]
+    if len(train) < accelerator.num_processes:
+        n = accelerator.num_processes
+        raise ValueError(f"{len(train)} training utterances (≤ max_duration_s) for {n} processes: add data or use fewer")
     dev = {Path(m).stem: utterances for m, utterances in dev_sets.items()}
     frames: dict[str, torch.Tensor] = {}
     for manifest, utterances in [*train_sets.items(), *dev_sets.items()]:
@@ -145,14 +186,7 @@ def setup(config: SFTConfig) -> SFTState:
             cache = build_encoder_cache(model, utterances, folder, progress=accelerator.is_main_process)
         for shard in sorted(set(cache.index.values())):
             frames.update(cache.load_shard(shard))
-    token_vocab = torch.tensor(sorted({i for u in train for i in model.prompt.target_ids(u.text)[:-1]}), dtype=torch.long)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config))
-    wrapped, optimizer, scheduler = accelerator.prepare(FrameLoss(model), optimizer, scheduler)
-    state = SFTState(config, accelerator, model, wrapped, optimizer, scheduler, train, dev, frames, token_vocab)
-    _maybe_resume(state)
-    return state
+    return train, dev, frames
 
 
 def _warmup_cosine(config: SFTConfig):
@@ -193,14 +227,22 @@ def make_batch(state: SFTState, utterances: list[Utterance], contexts: list[Prom
 
 
 def _sample(state: SFTState, step: int, micro: int) -> list[Utterance]:
-    """The same utterances for the same (seed, step, process), so a resumed run continues identically."""
+    """The same utterances for the same (seed, step), so a resumed run continues identically.
+
+    One global batch of ``batch_size × processes`` is drawn, and each process takes every N-th
+    utterance of it: N processes with batch b train on what one process with batch N·b would.
+    """
     acc = state.accelerator
-    rng = random.Random(f"{state.config.seed}/{step}/{micro}/{acc.process_index}")
+    # The trailing "/0" is the seed string one process used before batches were global: its draws stay the same.
+    rng = random.Random(f"{state.config.seed}/{step}/{micro}/0")
     size = state.config.align_batch_size if step < state.config.align_steps else state.config.batch_size
-    return rng.sample(state.train, min(size, len(state.train)))
+    batch = rng.sample(state.train, min(size * acc.num_processes, len(state.train)))
+    return batch[acc.process_index :: acc.num_processes]
 
 
-def train(state: SFTState) -> SFTState:
+def train(state: SFTState, contexts: ContextSampler | None = None, eval_hotwords: bool = False) -> SFTState:
+    """Run to ``total_steps``. ``contexts`` gives each training utterance its prompt context (default:
+    empty); ``eval_hotwords`` adds a dev WER with each dev utterance's own hotwords in the prompt."""
     from tqdm import tqdm
 
     config, acc = state.config, state.accelerator
@@ -216,7 +258,8 @@ def train(state: SFTState) -> SFTState:
         aligning = state.step < config.align_steps
         totals: dict[str, float] = {}
         for micro in range(config.grad_accum):
-            batch = make_batch(state, _sample(state, state.step, micro))
+            utterances = _sample(state, state.step, micro)
+            batch = make_batch(state, utterances, contexts(state.step, utterances) if contexts else None)
             with acc.autocast():
                 result = state.wrapped(*batch, use_llm=not aligning)
             acc.backward(result.loss / config.grad_accum)
@@ -243,18 +286,20 @@ def train(state: SFTState) -> SFTState:
                     handle.write(json.dumps(record) + "\n")
         evaluate_now = config.eval_every and state.step % config.eval_every == 0
         if evaluate_now or stage_end:
-            _evaluate(state, use_llm=state.step > config.align_steps)
+            evaluate_dev(state, use_llm=state.step > config.align_steps, hotwords=eval_hotwords)
         if state.step % config.save_every == 0 or stage_end:
             save(state, out / "last", with_training_state=True)
-            if acc.is_main_process:
+            if acc.is_main_process and (out / "metrics.jsonl").is_file():  # none yet if save_every < log_every
                 plot_metrics(out / "metrics.jsonl", out / "loss.png")
     bar.close()
     return state
 
 
-def _evaluate(state: SFTState, use_llm: bool = True) -> None:
+def evaluate_dev(state: SFTState, use_llm: bool = True, hotwords: bool = False) -> None:
     """Dev WER of the LLM's transcripts (or, during alignment, of the adapter's token-CTC best path).
 
+    With ``hotwords``, dev sets whose utterances carry hotwords are decoded a second time with
+    them in the prompt (``dev_wer/NAME+hotwords``), and that WER counts towards the best checkpoint too.
     The best checkpoint is chosen only among LLM-stage evaluations.
     """
     from engine.decoding import DecodingOptions
@@ -266,18 +311,23 @@ def _evaluate(state: SFTState, use_llm: bool = True) -> None:
     record: dict = {"step": state.step}
     wers = []
     for name, utterances in state.dev.items():
-        hyps = []
-        for start in range(0, len(utterances), state.config.batch_size):
-            chunk = utterances[start : start + state.config.batch_size]
-            frames, lengths, *_ = make_batch(state, chunk, for_training=False)
-            if use_llm:
-                hyps += [h.text for h in state.model.generate_from_frames(frames, lengths, [PromptContext()] * len(chunk), DecodingOptions())]
-            else:
-                hyps += state.model.token_ctc_hypotheses(frames, lengths)
-        rates = error_rates([u.text for u in utterances], hyps)
-        record[f"dev_wer/{name}" if use_llm else f"dev_token_ctc_wer/{name}"] = round(rates.wer, 4)
-        record[f"dev_example/{name}"] = {"ref": utterances[0].text, "hyp": hyps[0]}
-        wers.append(rates.wer)
+        passes = [("", False)]  # (metric suffix, hotwords in the prompt)
+        if use_llm and hotwords and any(u.hotwords for u in utterances):
+            passes.append(("+hotwords", True))
+        for suffix, given in passes:
+            hyps = []
+            for start in range(0, len(utterances), state.config.batch_size):
+                chunk = utterances[start : start + state.config.batch_size]
+                frames, lengths, *_ = make_batch(state, chunk, for_training=False)
+                if use_llm:
+                    contexts = [PromptContext(hotwords=u.hotwords if given else ()) for u in chunk]
+                    hyps += [h.text for h in state.model.generate_from_frames(frames, lengths, contexts, DecodingOptions())]
+                else:
+                    hyps += state.model.token_ctc_hypotheses(frames, lengths)
+            rates = error_rates([u.text for u in utterances], hyps)
+            record[(f"dev_wer/{name}" if use_llm else f"dev_token_ctc_wer/{name}") + suffix] = round(rates.wer, 4)
+            record[f"dev_example/{name}{suffix}"] = {"ref": utterances[0].text, "hyp": hyps[0]}
+            wers.append(rates.wer)
     state.model.train()
     out = Path(state.config.out_dir)
     with open(out / "metrics.jsonl", "a") as handle:
@@ -312,7 +362,7 @@ def save(state: SFTState, directory: Path, with_training_state: bool) -> None:
     partial.rename(directory)
 
 
-def _maybe_resume(state: SFTState) -> None:
+def resume_if_saved(state: SFTState) -> None:
     from safetensors.torch import load_file
 
     last = Path(state.config.out_dir) / "last"
@@ -326,10 +376,10 @@ def _maybe_resume(state: SFTState) -> None:
     state.step = int(saved["step"])
     state.best_wer = float(saved["best_wer"])
     if state.accelerator.is_main_process:
-        print(f"sft: resumed from {last} at step {state.step}")
+        print(f"resumed from {last} at step {state.step}")
 
 
-def plot_metrics(metrics: Path, png: Path) -> None:
+def plot_metrics(metrics: Path, png: Path, keys: tuple[str, ...] = ("loss", "lm_loss", "ctc_loss", "token_ctc_loss")) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -340,7 +390,7 @@ def plot_metrics(metrics: Path, png: Path) -> None:
     evals = [r for r in rows if any(k.startswith(("dev_wer/", "dev_token_ctc_wer/")) for k in r)]
     fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(10 if evals else 6, 4), squeeze=False)
     ax = axes[0][0]
-    for key in ("loss", "lm_loss", "ctc_loss", "token_ctc_loss"):
+    for key in keys:
         rows_with = [r for r in losses if key in r]
         if rows_with:
             ax.plot([r["step"] for r in rows_with], [r[key] for r in rows_with], label=key)
