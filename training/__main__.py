@@ -1,4 +1,4 @@
-"""python -m training {data,sft,export,evaluate} ..."""
+"""python -m training {data,ssl,sft,context-sft,mwer,run-all,export,evaluate} ..."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "run-all":
+        from training.pipeline import main as pipeline_main
+
+        return pipeline_main(argv[1:])
     if argv and argv[0] == "data":
         from training.data.build import main as data_main
 
@@ -17,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description="Keyscribe training stages.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("data", help="build manifests and the synthetic corpus (see `python -m training data --help`)")
+    sub.add_parser("run-all", help="SSL, SFT, context SFT, MWER and export in order (see `python -m training run-all --help`)")
     ssl = sub.add_parser("ssl", help="BEST-RQ self-supervised encoder pretraining on (unlabeled) audio")
     ssl.add_argument("--config", type=Path, required=True, help="YAML, e.g. training/configs/ssl-default.yaml")
     ssl.add_argument("overrides", nargs="*", help="key=value settings that win over the YAML")
