@@ -37,8 +37,10 @@ class DecodingOptions:
     # α·log P(y | speech, context) + (1 − α)·log P(y | speech); 1 = the context alone (no second stream).
     context_weight: float = 1.0
     # Greedy decoding verifies the adapter's token-CTC draft in blocks (engine/speculative.py): the same
-    # tokens as plain greedy decoding, in fewer sequential LLM passes.
-    ctc_draft: bool = True
+    # tokens as plain greedy decoding, in fewer sequential LLM passes when the draft agrees. Off: with the
+    # shipped weights only 19% of drafted tokens were accepted and decoding took 2.6× longer on the sample
+    # (`python bench/ctc_draft.py --rounds 1`, 2-core VM under load; session-3 note, issue 7).
+    ctc_draft: bool = False
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
