@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beam-size", type=int, default=1, help="1 = greedy decoding")
     t.add_argument("--hotword-boost", type=float, default=DecodingOptions.hotword_boost,
                    help=f"logit bonus for hotword tokens while decoding (default {DecodingOptions.hotword_boost}; 0 = off)")
+    t.add_argument("--context-weight", type=float, default=DecodingOptions.context_weight,
+                   help="α of the joint decoding with and without hotwords/context: below 1, a context-free stream "
+                        "is mixed in so a misleading context cannot take over (default 1 = context only)")
     t.add_argument("--batch-size", type=int, default=1, help="chunks decoded together")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
     t.add_argument("--max-chunk-s", type=float, default=None,
@@ -73,7 +76,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     from engine.transcribe import DEFAULT_MAX_CHUNK_S, TranscribeOptions, Transcriber
 
     options = TranscribeOptions(
-        decoding=DecodingOptions(beam_size=args.beam_size, hotword_boost=args.hotword_boost),
+        decoding=DecodingOptions(beam_size=args.beam_size, hotword_boost=args.hotword_boost, context_weight=args.context_weight),
         segment=SegmentOptions(max_chunk_s=args.max_chunk_s or DEFAULT_MAX_CHUNK_S) if args.segmentation == "vad" else None,
         history=args.history,
         batch_size=args.batch_size,
