@@ -7,6 +7,14 @@ import shutil
 import sys
 from pathlib import Path
 
+# Each training stage: its recipe module, its config class, and a line for --help. Every recipe has setup/train/save.
+RECIPES = {
+    "ssl": ("training.recipes.ssl", "SSLConfig", "BEST-RQ self-supervised encoder pretraining on (unlabeled) audio"),
+    "sft": ("training.recipes.sft", "SFTConfig", "speech->text SFT (LLM frozen)"),
+    "context-sft": ("training.recipes.context_sft", "ContextSFTConfig", "SFT on <context, speech, text> triples: hotwords, meeting, history"),
+    "mwer": ("training.recipes.mwer", "MWERConfig", "MWER on N-best lists with hotword-weighted word errors (continues SFT)"),
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -22,18 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("data", help="build manifests and the synthetic corpus (see `python -m training data --help`)")
     sub.add_parser("run-all", help="SSL, SFT, context SFT, MWER and export in order (see `python -m training run-all --help`)")
-    ssl = sub.add_parser("ssl", help="BEST-RQ self-supervised encoder pretraining on (unlabeled) audio")
-    ssl.add_argument("--config", type=Path, required=True, help="YAML, e.g. training/configs/ssl-default.yaml")
-    ssl.add_argument("overrides", nargs="*", help="key=value settings that win over the YAML")
-    sft = sub.add_parser("sft", help="speech->text SFT (LLM frozen)")
-    sft.add_argument("--config", type=Path, required=True, help="YAML, e.g. training/configs/sft-default.yaml")
-    sft.add_argument("overrides", nargs="*", help="key=value settings that win over the YAML")
-    context_sft = sub.add_parser("context-sft", help="SFT on <context, speech, text> triples: hotwords, meeting, history")
-    context_sft.add_argument("--config", type=Path, required=True, help="YAML, e.g. training/configs/context-sft-default.yaml")
-    context_sft.add_argument("overrides", nargs="*", help="key=value settings that win over the YAML")
-    mwer = sub.add_parser("mwer", help="MWER on N-best lists with hotword-weighted word errors (continues SFT)")
-    mwer.add_argument("--config", type=Path, required=True, help="YAML, e.g. training/configs/mwer-default.yaml")
-    mwer.add_argument("overrides", nargs="*", help="key=value settings that win over the YAML")
+    for name, (_, _, help_text) in RECIPES.items():
+        stage = sub.add_parser(name, help=help_text)
+        stage.add_argument("--config", type=Path, required=True, help=f"YAML, e.g. training/configs/{name}-default.yaml")
+        stage.add_argument("overrides", nargs="*", help="key=value settings that win over the YAML")
     export = sub.add_parser("export", help="copy a run's checkpoint into a model folder the engine loads")
     export.add_argument("--run", type=Path, required=True, help="the run folder (out_dir)")
     export.add_argument("--which", choices=("best", "last"), default="best")
@@ -48,33 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--beam-size", type=int, default=1)
     args = parser.parse_args(argv)
 
-    if args.command == "ssl":
-        from training.config import load_config, parse_override
-        from training.recipes import ssl as ssl_recipe
+    if args.command in RECIPES:
+        import importlib
 
-        config = load_config(ssl_recipe.SSLConfig, args.config, dict(parse_override(o) for o in args.overrides))
-        ssl_recipe.train(ssl_recipe.setup(config))
-        return 0
-    if args.command == "sft":
         from training.config import load_config, parse_override
-        from training.recipes import sft as recipe
 
-        config = load_config(recipe.SFTConfig, args.config, dict(parse_override(o) for o in args.overrides))
+        module_name, config_name, _ = RECIPES[args.command]
+        recipe = importlib.import_module(module_name)
+        config = load_config(getattr(recipe, config_name), args.config, dict(parse_override(o) for o in args.overrides))
         recipe.train(recipe.setup(config))
-        return 0
-    if args.command == "context-sft":
-        from training.config import load_config, parse_override
-        from training.recipes import context_sft
-
-        config = load_config(context_sft.ContextSFTConfig, args.config, dict(parse_override(o) for o in args.overrides))
-        context_sft.train(context_sft.setup(config))
-        return 0
-    if args.command == "mwer":
-        from training.config import load_config, parse_override
-        from training.recipes import mwer as mwer_recipe
-
-        config = load_config(mwer_recipe.MWERConfig, args.config, dict(parse_override(o) for o in args.overrides))
-        mwer_recipe.train(mwer_recipe.setup(config))
         return 0
     if args.command == "export":
         return _export(args.run / args.which, args.to, args.dtype)

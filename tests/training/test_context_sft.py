@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.training import test_sft
 from training.context import ContextConfig, ContextSampler, fake_names, find_terms
 from training.data.manifest import Utterance, read_manifest, write_manifest
 
 pytest.importorskip("wordfreq", reason="context SFT needs wordfreq (the train extra)")
-tiny_manifest = test_sft.tiny_manifest  # the fixture: six short chord clips
 
 # Short texts (the tiny LLM reads bytes) with names and rare words to find.
 CONTEXT_TEXTS = [

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.training import test_sft
 from training.data.manifest import Utterance, read_manifest, write_manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +24,6 @@ LR = 1e-2
 # Transcripts of one length, so each process's token-mean loss weighs every token as the
 # global batch's mean does, and two processes' averaged gradients equal one process's.
 EQUAL_TEXTS = ["good morning", "see you soon", "next meeting", "thanks a lot", "hello sensor", "quiet harbor"]
-tiny_manifest = test_sft.tiny_manifest  # the fixture: six short chord clips
 
 
 def _config(out: Path, manifest: str, cache: str, steps: int, batch_size: int):

@@ -6,16 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from engine.decoding import DecodingOptions
 from engine.prompt import PromptContext
-from training.data.manifest import Utterance, write_manifest
+from tests.training.conftest import chord_utterances
+from training.data.manifest import write_manifest
 
-TEXTS = ["good morning", "thank you", "the harbour", "forty sensors", "next question", "see you soon"]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -23,13 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def manifest(tmp_path_factory) -> Path:
     """Six short chords (tellable apart), one with a hotword."""
     root = tmp_path_factory.mktemp("mwer-data")
-    utterances = []
-    for i, text in enumerate(TEXTS):
-        t = np.arange(int(1.2 * 16000)) / 16000
-        samples = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (200 + 90 * i, 700 + 130 * i)).astype(np.float32)
-        sf.write(root / f"u{i}.flac", samples, 16000)
-        hotwords = ("harbour",) if text == "the harbour" else ()
-        utterances.append(Utterance(id=f"u{i}", audio=root / f"u{i}.flac", text=text, duration_s=1.2, hotwords=hotwords))
+    utterances = chord_utterances(root, hotwords={"the harbour": ("harbour",)})
     return write_manifest(root / "train.jsonl", utterances)
 
 

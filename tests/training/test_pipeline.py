@@ -5,22 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
-from training.data.manifest import Utterance, write_manifest
-
-TEXTS = ["good morning", "thank you", "the harbour", "forty sensors", "next question", "see you soon"]
+from tests.training.conftest import chord_utterances
+from training.data.manifest import write_manifest
 
 
 def _manifest(root: Path) -> Path:
-    utterances = []
-    for i, text in enumerate(TEXTS):
-        t = np.arange(int(1.2 * 16000)) / 16000
-        samples = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (200 + 90 * i, 700 + 130 * i)).astype(np.float32)
-        sf.write(root / f"u{i}.flac", samples, 16000)
-        utterances.append(Utterance(id=f"u{i}", audio=root / f"u{i}.flac", text=text, duration_s=1.2))
-    return write_manifest(root / "train.jsonl", utterances)
+    return write_manifest(root / "train.jsonl", chord_utterances(root))
 
 
 def test_run_all_tiny_runs_every_stage_and_the_engine_loads_the_result(tmp_path):

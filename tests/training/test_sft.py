@@ -5,27 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
+from tests.training.conftest import TEXTS
 from training.data.manifest import Utterance, write_manifest
 from training.evaluate import error_rates, normalize
-
-TEXTS = ["good morning", "thank you", "the harbour", "forty sensors", "next question", "see you soon"]
-
-
-@pytest.fixture(scope="module")
-def tiny_manifest(tmp_path_factory) -> Path:
-    """Six short clips, each a different chord, so the clips are tellable apart."""
-    root = tmp_path_factory.mktemp("sft-data")
-    utterances = []
-    for i, text in enumerate(TEXTS):
-        t = np.arange(int(1.2 * 16000)) / 16000
-        samples = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (200 + 90 * i, 700 + 130 * i)).astype(np.float32)
-        sf.write(root / f"u{i}.flac", samples, 16000)
-        utterances.append(Utterance(id=f"u{i}", audio=root / f"u{i}.flac", text=text, duration_s=1.2))
-    return write_manifest(root / "train.jsonl", utterances)
 
 
 def _run_sft(manifest: Path, out: Path, steps: int, **overrides):
