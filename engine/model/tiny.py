@@ -54,3 +54,16 @@ def tiny_config(lora: bool = False, ctc_weight: float = 0.3) -> AcLLMConfig:
 def default_config() -> AcLLMConfig:
     """The shipped architecture: Whisper tiny.en encoder + SmolLM2-135M-Instruct."""
     return AcLLMConfig(name="keyscribe-default")
+
+
+def large_config() -> AcLLMConfig:
+    """The `large` architecture for GPU training: Whisper large-v3 encoder + Qwen2.5-7B-Instruct (LoRA), from the hub.
+
+    Needs network access on first use (hub weights) and a GPU; bench/gpu_footprint.py measures its footprint.
+    """
+    return AcLLMConfig(
+        encoder=EncoderConfig(source="hub:openai/whisper-large-v3"),
+        adapter=AdapterConfig(stack=5, hidden=4096),
+        llm=LLMConfig(source="hub:Qwen/Qwen2.5-7B-Instruct", lora=LoraConfig(rank=16, alpha=32, dropout=0.05, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))),
+        name="keyscribe-large",
+    )

@@ -121,3 +121,13 @@ def test_encoder_cache_grows_when_asked_for_more_of_a_manifest(tiny_manifest, tm
     cache = build_encoder_cache(model, utterances[:4], tmp_path / "cache", progress=False)  # same folder, more ids
     frames = cache.load_shard(cache.index[utterances[3].id])
     assert {u.id for u in utterances[:4]} <= set(frames)
+
+
+def test_the_large_preset_describes_the_gpu_architecture():
+    from training.config import load_config
+    from training.recipes.sft import SFTConfig
+
+    config = load_config(SFTConfig, Path(__file__).resolve().parents[2] / "training/configs/sft-large.yaml")
+    model = config.model_config()
+    assert model.encoder.source == "hub:openai/whisper-large-v3" and model.llm.source == "hub:Qwen/Qwen2.5-7B-Instruct"
+    assert model.llm.lora is not None and config.bf16 and model.token_ctc_weight == 1.0

@@ -32,11 +32,11 @@ from engine.model.acllm import AcLLM
 from engine.model.checkpoint import build_model, load_checkpoint, save_checkpoint
 from engine.model.config import AcLLMConfig, LoraConfig
 from engine.model.runtime import Runtime
-from engine.model.tiny import default_config, tiny_config
+from engine.model.tiny import default_config, large_config, tiny_config
 from engine.prompt import PromptContext
 from training.data.manifest import Utterance, read_manifest
 
-PRESETS = {"tiny": lambda: tiny_config(lora=True), "default": default_config}
+PRESETS = {"tiny": lambda: tiny_config(lora=True), "default": default_config, "large": large_config}
 STATE_FILE = "training_state.pt"
 # The prompt contexts of a training micro-batch, given the step: empty in SFT, sampled in context SFT.
 ContextSampler = Callable[[int, list[Utterance]], list[PromptContext]]
