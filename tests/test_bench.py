@@ -79,7 +79,9 @@ def test_memory_scaling_prints_a_row_per_length_and_a_ratio(tmp_path):
     lines = _bench("memory_scaling.py", "--model", "tiny", "--durations", "10s,30s", "--data", str(tmp_path))
     rows = {line.split()[0]: line.split() for line in lines if re.match(r" *(10s|30s) ", line)}
     assert sorted(rows) == ["10s", "30s"], lines
-    peaks = {name: float(row[10]) for name, row in rows.items()}  # the "peak RSS MB" column
+    header = next(line for line in lines if "peak RSS MB" in line)
+    column = re.split(r"\s{2,}", header.strip()).index("peak RSS MB")  # header names hold single spaces
+    peaks = {name: float(row[column]) for name, row in rows.items()}  # the "peak RSS MB" column
     assert all(peak > 100 for peak in peaks.values())
     match = re.fullmatch(
         rf"ratio peak RSS 30s/10s = {NUMBER}x; wall time {NUMBER}x vs linear 3\.0x \({NUMBER}x linear\); "

@@ -92,8 +92,9 @@ def test_silent_windows_skip_the_model(tmp_path):
     assert [s.text for s in transcript.segments] == ["chunk of 30.0 s", "", ""]
 
 
-def test_cancel_stops_before_the_next_batch(tmp_path):
-    path = _tone_file(tmp_path, 120.0)
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_cancel_stops_before_the_next_batch(tmp_path, batch_size):
+    path = _tone_file(tmp_path, 120.0)  # four 30 s windows
     cancel = threading.Event()
     seen = []
 
@@ -102,8 +103,8 @@ def test_cancel_stops_before_the_next_batch(tmp_path):
         cancel.set()
 
     with pytest.raises(Cancelled):
-        Transcriber(FakeModel(), TranscribeOptions(segment=None)).transcribe(path, on_segment=on_segment, cancel=cancel)
-    assert len(seen) == 1
+        Transcriber(FakeModel(), TranscribeOptions(segment=None, batch_size=batch_size)).transcribe(path, on_segment=on_segment, cancel=cancel)
+    assert len(seen) == batch_size  # the batch that was decoding finishes; the next one never starts
 
 
 def test_voice_activity_chunks_follow_the_speech(tmp_path):
@@ -205,7 +206,7 @@ def test_cancel_reaches_into_a_running_decode(tmp_path):
     model = CancelledWhileDecoding(cancel)
     seen = []
     with pytest.raises(Cancelled):
-        Transcriber(model, TranscribeOptions(segment=None)).transcribe(path, on_segment=seen.append, cancel=cancel)
+        Transcriber(model, TranscribeOptions(segment=None, batch_size=1)).transcribe(path, on_segment=seen.append, cancel=cancel)
     assert model.stopped_early  # the decoder was told to stop mid-chunk
     assert [s.text for s in seen] == ["chunk of 30.0 s"]  # the interrupted chunk's partial text is not kept
 
