@@ -49,14 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command in RECIPES:
-        import importlib
+        from training.config import parse_override
 
-        from training.config import load_config, parse_override
-
-        module_name, config_name, _ = RECIPES[args.command]
-        recipe = importlib.import_module(module_name)
-        config = load_config(getattr(recipe, config_name), args.config, dict(parse_override(o) for o in args.overrides))
-        recipe.train(recipe.setup(config))
+        run_recipe(args.command, args.config, dict(parse_override(o) for o in args.overrides))
         return 0
     if args.command == "export":
         return _export(args.run / args.which, args.to, args.dtype)
@@ -65,6 +60,18 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(args)
     return 2
+
+
+def run_recipe(name: str, config_path: Path, overrides: dict) -> None:
+    """Load stage ``name``'s config (YAML + overrides) and train it."""
+    import importlib
+
+    from training.config import load_config
+
+    module_name, config_name, _ = RECIPES[name]
+    recipe = importlib.import_module(module_name)
+    config = load_config(getattr(recipe, config_name), config_path, overrides)
+    recipe.train(recipe.setup(config))
 
 
 def _export(source: Path, target: Path, dtype: str = "float16") -> int:

@@ -25,35 +25,24 @@ def _checkpoint(run: Path) -> Path:
 
 
 def run_all(preset: str, out: Path, train: list[str], dev: list[str], log=print) -> Path:
-    from training.__main__ import _export
-    from training.config import load_config
-    from training.recipes import context_sft, mwer, sft, ssl
+    from training.__main__ import _export, run_recipe
+    from training.recipes.ssl import ENCODER_FILE
 
     out = Path(out)
     shared = {"train_manifests": list(train)}
-    cache = str(out / "cache")
+    cached = shared | {"cache_dir": str(out / "cache"), "dev_manifests": list(dev)}
     timings: dict[str, float] = {}
 
-    def stage(name: str, recipe, config_cls, overrides: dict) -> None:
+    def stage(name: str, overrides: dict) -> None:
         started = time.perf_counter()
-        config = load_config(config_cls, CONFIGS / f"{name}-{preset}.yaml", overrides)
-        log(f"run-all: {name} → {config.out_dir}")
-        recipe.train(recipe.setup(config))
+        log(f"run-all: {name} → {overrides['out_dir']}")
+        run_recipe(name, CONFIGS / f"{name}-{preset}.yaml", overrides)
         timings[name] = time.perf_counter() - started
 
-    stage("ssl", ssl, ssl.SSLConfig, shared | {"out_dir": str(out / "ssl")})
-    stage("sft", sft, sft.SFTConfig, shared | {
-        "out_dir": str(out / "sft"), "cache_dir": cache, "dev_manifests": list(dev),
-        "encoder_init": str(out / "ssl" / ssl.ENCODER_FILE),
-    })
-    stage("context-sft", context_sft, context_sft.ContextSFTConfig, shared | {
-        "out_dir": str(out / "context-sft"), "cache_dir": cache, "dev_manifests": list(dev),
-        "init_from": str(_checkpoint(out / "sft")),
-    })
-    stage("mwer", mwer, mwer.MWERConfig, shared | {
-        "out_dir": str(out / "mwer"), "cache_dir": cache, "dev_manifests": list(dev),
-        "init_from": str(_checkpoint(out / "context-sft")),
-    })
+    stage("ssl", shared | {"out_dir": str(out / "ssl")})
+    stage("sft", cached | {"out_dir": str(out / "sft"), "encoder_init": str(out / "ssl" / ENCODER_FILE)})
+    stage("context-sft", cached | {"out_dir": str(out / "context-sft"), "init_from": str(_checkpoint(out / "sft"))})
+    stage("mwer", cached | {"out_dir": str(out / "mwer"), "init_from": str(_checkpoint(out / "context-sft"))})
     model = out / "model"
     if _export(_checkpoint(out / "mwer"), model, "float16") != 0:
         raise RuntimeError(f"run-all: export of {out / 'mwer'} failed")

@@ -339,7 +339,7 @@ class AcLLM(nn.Module):
             return self._verify_drafts(inputs, audio, contexts, options, duration_s, should_stop)
         n_inputs = len(contexts)
         processors = LogitsProcessorList()
-        if options.context_weight < 1.0 and any(not c.is_empty for c in contexts):
+        if self._joint(options, contexts):
             # Joint decoding: every chunk again without its context, mixed in by ContextMix; only the first half is kept.
             audio = AudioEncoding(*(torch.cat([t, t]) for t in (frames, frame_lengths, embeds, embed_lengths)))
             inputs = self.prompt.assemble(prompts + [self.prompt.render(PromptContext())] * n_inputs, audio.embed_lengths.tolist())
@@ -357,25 +357,29 @@ class AcLLM(nn.Module):
         sequences = out.sequences[:kept_rows]  # (B, new) — with inputs_embeds only new tokens come back
         if options.beam_size > 1:
             scores = out.sequences_scores[:kept_rows].tolist()
-        else:
-            step = self.llm.compute_transition_scores(sequences, tuple(s[:kept_rows] for s in out.scores), normalize_logits=True)  # (B, new)
-            scores = []
-            for row_ids, row_scores in zip(sequences.tolist(), step.tolist(), strict=True):
-                n = self._content_length(row_ids) + 1  # the end token's probability counts too
-                kept = row_scores[: min(n, len(row_scores))]
-                scores.append(sum(kept) / max(1, len(kept)))
-        hypotheses = []
-        for row_ids, score in zip(sequences.tolist(), scores, strict=True):
-            content = row_ids[: self._content_length(row_ids)]
-            text = _printable(self.tokenizer.decode(content, skip_special_tokens=True))
-            hypotheses.append(Hypothesis(text=text, token_ids=tuple(content), avg_logprob=float(score)))
-        return hypotheses
+            return [self._hypothesis(ids, score=score) for ids, score in zip(sequences.tolist(), scores, strict=True)]
+        step = self.llm.compute_transition_scores(sequences, tuple(s[:kept_rows] for s in out.scores), normalize_logits=True)  # (B, new)
+        return [self._hypothesis(ids, step_log_probs=row) for ids, row in zip(sequences.tolist(), step.tolist(), strict=True)]
+
+    def _hypothesis(self, ids: list[int], score: float | None = None, step_log_probs: list[float] | None = None) -> Hypothesis:
+        """One decoded row: its text up to the end token, scored by the beam's ``score`` or, for greedy
+        decoding, by the mean of ``step_log_probs`` over the content and the end token."""
+        n = self._content_length(ids)
+        if score is None:
+            kept = step_log_probs[: n + 1]  # the end token's probability counts too
+            score = sum(kept) / max(1, len(kept))
+        text = _printable(self.tokenizer.decode(ids[:n], skip_special_tokens=True))
+        return Hypothesis(text=text, token_ids=tuple(ids[:n]), avg_logprob=float(score))
+
+    @staticmethod
+    def _joint(options: DecodingOptions, contexts: list[PromptContext]) -> bool:
+        """Whether to decode jointly with and without the context (engine.biasing.ContextMix)."""
+        return options.context_weight < 1.0 and any(not c.is_empty for c in contexts)
 
     def _can_draft(self, options: DecodingOptions, contexts: list[PromptContext]) -> bool:
         """Whether verifying the token-CTC draft gives exactly what generate() would (plain greedy, no joint decoding)."""
         plain_greedy = options.beam_size == 1 and options.temperature == 0 and options.repetition_penalty == 1.0 and not options.no_repeat_ngram_size
-        joint = options.context_weight < 1.0 and any(not c.is_empty for c in contexts)
-        return options.ctc_draft and plain_greedy and not joint and self.config.token_ctc_weight > 0
+        return options.ctc_draft and plain_greedy and not self._joint(options, contexts) and self.config.token_ctc_weight > 0
 
     def _verify_drafts(
         self, inputs: ModelInputs, audio: AudioEncoding, contexts: list[PromptContext], options: DecodingOptions,
@@ -391,10 +395,7 @@ class AcLLM(nn.Module):
                 self.llm, spliced[row : row + 1, valid], draft, options.max_new_tokens(duration_s), {self.prompt.eos_id},
                 self._hotword_boost([context], options), should_stop,
             )
-            n = self._content_length(result.token_ids)
-            kept = result.log_probs[: n + 1]  # the end token's probability counts too, as in generate()'s path
-            text = _printable(self.tokenizer.decode(result.token_ids[:n], skip_special_tokens=True))
-            hypotheses.append(Hypothesis(text=text, token_ids=tuple(result.token_ids[:n]), avg_logprob=sum(kept) / max(1, len(kept))))
+            hypotheses.append(self._hypothesis(result.token_ids, step_log_probs=result.log_probs))
         return hypotheses
 
     def _token_drafts(self, embeds: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:

@@ -32,8 +32,9 @@ def prompt():
     return torch.randn(1, 11, 32, generator=torch.Generator().manual_seed(1))  # (1, L, D)
 
 
-def _generate(llm, prompt, max_new_tokens, eos_id, processors=None) -> list[int]:
-    out = llm.generate(
+def _greedy(llm, prompt, max_new_tokens, eos_id, processors=None):
+    """transformers' own greedy decoding from embeddings, with its per-step scores."""
+    return llm.generate(
         inputs_embeds=prompt,
         attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long),
         max_new_tokens=max_new_tokens,
@@ -42,11 +43,16 @@ def _generate(llm, prompt, max_new_tokens, eos_id, processors=None) -> list[int]
         eos_token_id=eos_id,
         pad_token_id=eos_id,
         logits_processor=processors,
+        output_scores=True,
+        return_dict_in_generate=True,
         temperature=None,
         top_p=None,
         top_k=None,
     )
-    ids = out[0].tolist()
+
+
+def _generate(llm, prompt, max_new_tokens, eos_id, processors=None) -> list[int]:
+    ids = _greedy(llm, prompt, max_new_tokens, eos_id, processors).sequences[0].tolist()
     return ids[: ids.index(eos_id) + 1] if eos_id in ids else ids
 
 
@@ -93,19 +99,7 @@ def test_logits_processors_are_applied_as_in_generate(llm, prompt):
 
 
 def test_log_probs_match_generate_scores(llm, prompt):
-    out = llm.generate(
-        inputs_embeds=prompt,
-        attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long),
-        max_new_tokens=12,
-        do_sample=False,
-        eos_token_id=VOCAB + 1,
-        pad_token_id=0,
-        output_scores=True,
-        return_dict_in_generate=True,
-        temperature=None,
-        top_p=None,
-        top_k=None,
-    )
+    out = _greedy(llm, prompt, 12, eos_id=VOCAB + 1)
     expected = llm.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0].tolist()
     result = greedy_with_draft(llm, prompt, out.sequences[0].tolist(), 12, stop_ids={VOCAB + 1})
     assert result.log_probs == pytest.approx(expected, abs=1e-4)
