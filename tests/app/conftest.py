@@ -34,6 +34,7 @@ class FakeBackend:
         self.requests: list[JobRequest] = []
         self.cancel_seen_at: float | None = None
         self.threads: set[int] = set()
+        self.busy_spans: list[tuple[float, float]] = []  # perf_counter start and end of each step of work
 
     def check(self, settings) -> EngineStatus:
         return EngineStatus(runtime="CPU · FP32", model="fake model", warnings=self.warnings)
@@ -66,6 +67,11 @@ class FakeBackend:
         return Transcript(segments=tuple(segments), duration_s=total_s, model="fake", language=settings.language)
 
     def _work(self, cancel: threading.Event) -> None:
+        started = time.perf_counter()
+        self._spin(cancel)
+        self.busy_spans.append((started, time.perf_counter()))
+
+    def _spin(self, cancel: threading.Event) -> None:
         deadline = time.monotonic() + self.delay_s
         while time.monotonic() < deadline and not cancel.is_set():
             if self.busy:

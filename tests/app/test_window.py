@@ -104,14 +104,15 @@ def test_a_job_running_at_exit_reopens_as_interrupted(qtbot, make_window, tone):
 
 
 def test_gui_stays_responsive_while_the_engine_works(qtbot, make_window, tmp_path):
-    """A CPU-bound (fake) engine must run off the GUI thread and never freeze the event loop.
+    """A CPU-bound (fake) engine must run off the GUI thread and leave the event loop running.
 
     Each fake segment burns 0.15 s of pure-Python CPU, 16 segments in all. Run on the
-    GUI thread, the job would block the event loop for its whole length (≥ 2.4 s in one
-    piece). Off the GUI thread, ticks keep arriving while it runs. How late each tick
-    is depends on the machine and its load (GIL hand-offs, other processes on a shared
-    CI runner), so the bound is on a freeze, not on smoothness: no gap over 1 s. The
-    percentiles are printed for whoever wants to judge smoothness on their machine.
+    GUI thread, the job would block the event loop for its whole length: no timer tick
+    could land between the engine's first and last step. Off the GUI thread, ticks keep
+    landing while it works. How late each tick is depends on the machine and its load
+    (GIL hand-offs, other processes on a shared CI runner: one CI run saw a 1.5 s gap),
+    so the test asserts that the loop ran during the job, not how smoothly. The
+    percentiles and the longest gaps are printed for whoever judges smoothness.
     """
     import engine.transcribe  # noqa: F401 -- the worker imports it (and torch) once; time the transcription, not that
 
@@ -119,32 +120,28 @@ def test_gui_stays_responsive_while_the_engine_works(qtbot, make_window, tmp_pat
     window = make_window(backend)
     job_id = window.add_files([write_tone(tmp_path / "busy.wav", 16.0)])[0]
     interval_ms = 20
-    late_ms: list[float] = []
-    last = [time.perf_counter()]
-
-    def tick():
-        now = time.perf_counter()
-        late_ms.append((now - last[0]) * 1000 - interval_ms)
-        last[0] = now
-
+    ticks = [time.perf_counter()]
     timer = QTimer()
     timer.setTimerType(Qt.TimerType.PreciseTimer)
-    timer.timeout.connect(tick)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(interval_ms)
-    started = time.perf_counter()
     window.transcribe(job_id)
     qtbot.waitUntil(lambda: window.jobs.job(job_id).status is JobStatus.DONE, timeout=15000)
     timer.stop()
-    # The probe ran through the whole job: 16 segments × 0.15 s of CPU is at least 2.4 s of ticking.
-    # (Counting ticks instead would fail exactly when they are late.)
-    assert last[0] - started >= 2.0 and len(late_ms) > 20
-    ordered = sorted(late_ms)
-    p95, p99 = ordered[int(0.95 * (len(ordered) - 1))], ordered[int(0.99 * (len(ordered) - 1))]
-    median, worst = ordered[len(ordered) // 2], ordered[-1]
-    print(f"\nGUI event latency while transcribing: 95th percentile {p95:.1f} ms, 99th {p99:.1f} ms, worst {worst:.1f} ms, "
-          f"median {median:.1f} ms over {len(late_ms)} ticks of {interval_ms} ms")
-    assert worst < 1000
+
     assert threading.get_ident() not in backend.threads and backend.threads  # the engine never ran on the GUI thread
+    assert len(backend.busy_spans) == 16
+    work_start, work_end = backend.busy_spans[0][0], backend.busy_spans[-1][1]
+    assert work_end - work_start >= 2.0  # 16 steps of 0.15 s
+    during = [t for t in ticks if work_start < t < work_end]
+    gaps = sorted(((b - a) * 1000, a - work_start) for a, b in zip(ticks, ticks[1:]))
+    late = sorted(gap - interval_ms for gap, _ in gaps)
+    p95, p99 = late[int(0.95 * (len(late) - 1))], late[int(0.99 * (len(late) - 1))]
+    print(f"\nGUI event latency while transcribing: 95th percentile {p95:.1f} ms, 99th {p99:.1f} ms, median {late[len(late) // 2]:.1f} ms "
+          f"over {len(late)} ticks of {interval_ms} ms; {len(during)} ticks during {work_end - work_start:.2f} s of engine work; "
+          "longest gaps (ms, at s from the engine's first step): " + ", ".join(f"{gap:.0f} at {at:+.2f}" for gap, at in gaps[-3:]))
+    # A frozen loop lands no tick inside the engine's work; a live one lands dozens (the loaded CI runner that saw a 1.5 s gap still landed 23 in the whole run).
+    assert len(during) >= 3
 
 
 def test_screenshot_mode_renders_the_window(tmp_path):
