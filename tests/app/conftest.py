@@ -8,6 +8,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ class FakeBackend:
         self.requests: list[JobRequest] = []
         self.cancel_seen_at: float | None = None
         self.threads: set[int] = set()
-        self.busy_spans: list[tuple[float, float]] = []  # perf_counter start and end of each step of work
+        self.after_step: Callable[[], None] | None = None  # called in the engine's thread after each step
 
     def check(self, settings) -> EngineStatus:
         return EngineStatus(runtime="CPU · FP32", model="fake model", warnings=self.warnings)
@@ -67,9 +68,9 @@ class FakeBackend:
         return Transcript(segments=tuple(segments), duration_s=total_s, model="fake", language=settings.language)
 
     def _work(self, cancel: threading.Event) -> None:
-        started = time.perf_counter()
         self._spin(cancel)
-        self.busy_spans.append((started, time.perf_counter()))
+        if self.after_step is not None:
+            self.after_step()
 
     def _spin(self, cancel: threading.Event) -> None:
         deadline = time.monotonic() + self.delay_s

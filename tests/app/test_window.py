@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, QUrl
@@ -106,42 +105,32 @@ def test_a_job_running_at_exit_reopens_as_interrupted(qtbot, make_window, tone):
 def test_gui_stays_responsive_while_the_engine_works(qtbot, make_window, tmp_path):
     """A CPU-bound (fake) engine must run off the GUI thread and leave the event loop running.
 
-    Each fake segment burns 0.15 s of pure-Python CPU, 16 segments in all. Run on the
-    GUI thread, the job would block the event loop for its whole length: no timer tick
-    could land between the engine's first and last step. Off the GUI thread, ticks keep
-    landing while it works. How late each tick is depends on the machine and its load
-    (GIL hand-offs, other processes on a shared CI runner: one CI run saw a 1.5 s gap),
-    so the test asserts that the loop ran during the job, not how smoothly. The
-    percentiles and the longest gaps are printed for whoever judges smoothness.
+    Each of the 16 fake steps burns 0.15 s of pure-Python CPU and then waits until a
+    timer on the GUI thread has ticked since the step began. A job that blocked the event
+    loop (run on the GUI thread, or with the GUI thread waiting on it) would never see a
+    tick, so the step's wait would time out. Timing is not asserted here: a loaded CI
+    runner once left 1.9 s between ticks, which says nothing about the window's design.
+    How late the loop runs beside the real engine is measured by bench/gui_latency.py.
     """
-    import engine.transcribe  # noqa: F401 -- the worker imports it (and torch) once; time the transcription, not that
-
     backend = FakeBackend(segment_s=1.0, delay_s=0.15, busy=True)
     window = make_window(backend)
     job_id = window.add_files([write_tone(tmp_path / "busy.wav", 16.0)])[0]
-    interval_ms = 20
-    ticks = [time.perf_counter()]
-    timer = QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start(interval_ms)
-    window.transcribe(job_id)
-    qtbot.waitUntil(lambda: window.jobs.job(job_id).status is JobStatus.DONE, timeout=15000)
-    timer.stop()
+    ticked = threading.Event()
+    seen: list[bool] = []
 
+    def after_step():  # in the engine's thread
+        seen.append(all(seen) and ticked.wait(timeout=10.0))  # after one freeze, fail the rest at once
+        ticked.clear()
+
+    backend.after_step = after_step
+    timer = QTimer()
+    timer.timeout.connect(ticked.set)
+    timer.start(20)
+    window.transcribe(job_id)
+    qtbot.waitUntil(lambda: window.jobs.job(job_id).status is JobStatus.DONE, timeout=15000 + 10000 * 16)
+    timer.stop()
     assert threading.get_ident() not in backend.threads and backend.threads  # the engine never ran on the GUI thread
-    assert len(backend.busy_spans) == 16
-    work_start, work_end = backend.busy_spans[0][0], backend.busy_spans[-1][1]
-    assert work_end - work_start >= 2.0  # 16 steps of 0.15 s
-    during = [t for t in ticks if work_start < t < work_end]
-    gaps = sorted(((b - a) * 1000, a - work_start) for a, b in zip(ticks, ticks[1:]))
-    late = sorted(gap - interval_ms for gap, _ in gaps)
-    p95, p99 = late[int(0.95 * (len(late) - 1))], late[int(0.99 * (len(late) - 1))]
-    print(f"\nGUI event latency while transcribing: 95th percentile {p95:.1f} ms, 99th {p99:.1f} ms, median {late[len(late) // 2]:.1f} ms "
-          f"over {len(late)} ticks of {interval_ms} ms; {len(during)} ticks during {work_end - work_start:.2f} s of engine work; "
-          "longest gaps (ms, at s from the engine's first step): " + ", ".join(f"{gap:.0f} at {at:+.2f}" for gap, at in gaps[-3:]))
-    # A frozen loop lands no tick inside the engine's work; a live one lands dozens (the loaded CI runner that saw a 1.5 s gap still landed 23 in the whole run).
-    assert len(during) >= 3
+    assert seen == [True] * 16  # the event loop ran during every step of the job
 
 
 def test_screenshot_mode_renders_the_window(tmp_path):
