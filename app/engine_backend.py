@@ -52,6 +52,8 @@ class EngineStatus:
 class Backend(Protocol):
     def check(self, settings: EngineSettings) -> EngineStatus: ...
 
+    def warm_up(self) -> None: ...
+
     def prepare(self, settings: EngineSettings) -> None: ...
 
     def transcribe(
@@ -92,6 +94,27 @@ class EngineBackend:
             model = "untrained model"
             warnings.append(UNTRAINED_WARNING)
         return EngineStatus(runtime=runtime.describe(), model=model, warnings=tuple(warnings))
+
+    def warm_up(self) -> None:
+        """Import what a job needs (torch, transformers' model classes), in the worker thread at start-up.
+
+        Imports hold the GIL in long pieces (loading torch's libraries took 0.3 s in one go here,
+        and PySide6's import hook inspects every new module), which stalls the window's event
+        loop. Done while the window sits idle after opening, they no longer fall inside the
+        first job (measured by bench/gui_latency.py).
+        """
+        import transformers  # noqa: F401
+        from transformers import (  # noqa: F401
+            AutoModelForCausalLM,
+            AutoTokenizer,
+            LlamaForCausalLM,
+            PreTrainedTokenizerFast,
+            WhisperFeatureExtractor,
+        )
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder  # noqa: F401
+
+        import engine.model.load  # noqa: F401
+        import engine.transcribe  # noqa: F401
 
     def prepare(self, settings: EngineSettings) -> None:
         key = (settings.model_dir, settings.device, settings.quantization)

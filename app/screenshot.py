@@ -40,6 +40,9 @@ class _ScreenshotBackend:
     def check(self, settings):
         return EngineStatus(runtime="CPU · FP32", model="keyscribe-default")
 
+    def warm_up(self) -> None:
+        pass
+
     def prepare(self, settings) -> None:
         raise RuntimeError("the screenshot backend does not transcribe")
 

@@ -79,6 +79,11 @@ class TranscriptionWorker(QObject):
             self.checked.emit(self.backend.check(settings))
         except (KeyscribeError, ValueError) as err:
             self.checkFailed.emit(str(err))
+            return
+        try:
+            self.backend.warm_up()  # while the window is idle, not inside the first job
+        except Exception:  # only a head start: the job imports the same modules and reports what fails
+            log.exception("Warming up the engine failed")
 
 
 class TranscriptionQueue(QObject):

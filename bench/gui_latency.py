@@ -4,10 +4,11 @@
 
 Opens the real MainWindow (offscreen unless QT_QPA_PLATFORM says otherwise) with the real
 engine, on a throwaway settings file and data folder. A precise 20 ms timer on the GUI
-thread records how late each tick arrives, first for ``--idle-s`` seconds with nothing to do
-(the peer: the same window and event loop, idle), then from pressing Transcribe on the audio
+thread records how late each tick arrives: while the window opens and the engine warms up in
+its worker thread, then for ``--idle-s`` seconds with nothing to do (the peer: the same window
+and event loop, idle), then from pressing Transcribe on the audio
 (default: the bundled interview) until the job is done, model loading included. Prints the
-lateness percentiles of both, and as the last line the busy window's 99th percentile against
+lateness percentiles of each phase, and as the last line the whole job's 99th percentile against
 the 100 ms the app promises (ratio ≤ 1 meets it).
 """
 
@@ -76,19 +77,27 @@ def main(argv: list[str] | None = None) -> int:
             app.processEvents()
             time.sleep(0.001)
 
-    run_until(lambda: window.engine_status is not None, 60.0)  # the start-up engine check, not measured
     ticks.append(time.perf_counter())
     timer.start(args.interval_ms)
+    # Opening: the engine check, then the worker imports torch and transformers (EngineBackend.warm_up).
+    run_until(lambda: window.engine_status is not None and "engine.transcribe" in sys.modules, 120.0)
+    opening = lateness(ticks, args.interval_ms)
+    ticks[:] = [time.perf_counter()]
     run_until(lambda: False, args.idle_s)
     idle = lateness(ticks, args.interval_ms)
     ticks.clear()
     ticks.append(time.perf_counter())
     started = time.perf_counter()
+    decoding_from: list[float] = []  # when the model was ready and decoding began
+    window.queue.worker.started.connect(lambda _job: decoding_from.append(time.perf_counter()))
     window.transcribe(job_id)
     run_until(lambda: window.jobs.job(job_id).status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED), args.timeout_s)
     wall = time.perf_counter() - started
     timer.stop()
     job = window.jobs.job(job_id)
+    split = decoding_from[0] if decoding_from else ticks[-1]
+    loading = lateness([t for t in ticks if t <= split], args.interval_ms)
+    decoding = lateness([t for t in ticks if t > split], args.interval_ms)
     busy = lateness(ticks, args.interval_ms)
     window.close()
     if job.status is not JobStatus.DONE:
@@ -98,11 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"audio {args.audio.name}; job (model load + transcription) took {wall:.1f} s; timer every {args.interval_ms} ms")
     print("| window | ticks | p50 ms late | p95 | p99 | max |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for name, late in (("idle (peer)", idle), ("transcribing", busy)):
+    phases = (("opening the window (engine warm-up)", opening), ("idle (peer)", idle), ("loading the model", loading), ("decoding", decoding), ("whole job", busy))
+    for name, late in (phase for phase in phases if len(phase[1]) > 0):
         p = percentiles(late)
         print(f"| {name} | {p['ticks']} | {p['p50']:.1f} | {p['p95']:.1f} | {p['p99']:.1f} | {p['max']:.1f} |")
     p99 = percentiles(busy)["p99"]
-    print(f"transcribing p99 lateness / {TARGET_MS:.0f} ms target: {p99 / TARGET_MS:.2f}")
+    print(f"whole job p99 lateness / {TARGET_MS:.0f} ms target: {p99 / TARGET_MS:.2f}")
     return 0
 
 

@@ -35,10 +35,15 @@ class FakeBackend:
         self.requests: list[JobRequest] = []
         self.cancel_seen_at: float | None = None
         self.threads: set[int] = set()
+        self.warmed_up = False
         self.after_step: Callable[[], None] | None = None  # called in the engine's thread after each step
 
     def check(self, settings) -> EngineStatus:
         return EngineStatus(runtime="CPU · FP32", model="fake model", warnings=self.warnings)
+
+    def warm_up(self) -> None:
+        self.threads.add(threading.get_ident())
+        self.warmed_up = True
 
     def prepare(self, settings) -> None:
         self.threads.add(threading.get_ident())

@@ -46,6 +46,13 @@ def test_engine_status_and_first_run_warnings_are_shown(qtbot, make_window):
     assert "untrained" in window.banner_label.text()
 
 
+def test_the_engine_warms_up_off_the_gui_thread_when_the_window_opens(qtbot, make_window):
+    backend = FakeBackend()
+    window = make_window(backend)
+    qtbot.waitUntil(lambda: backend.warmed_up, timeout=3000)
+    assert window.engine_status is not None and threading.get_ident() not in backend.threads
+
+
 def test_transcribing_from_the_window_shows_segments_live(qtbot, make_window, tone):
     window = make_window(FakeBackend(segment_s=0.5, delay_s=0.05))
     job_id = window.add_files([tone])[0]
