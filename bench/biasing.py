@@ -232,19 +232,18 @@ class CachedDecoder:
                 self.encoded[utt.id] = EncodedUtterance(*self.model.encode_frames(self.model.frontend([samples])))
             self.encode_s += time.perf_counter() - start
 
-    def decode(self, utt: Utterance, hotwords: tuple[str, ...], decoding: DecodingOptions) -> str:
+    def decode(self, utt: Utterance, hotwords: tuple[str, ...], decoding: DecodingOptions, meeting: str = "") -> str:
         encoded = self.encoded[utt.id]
         if encoded.frames is None:
             return ""
-        context = PromptContext(hotwords=hotwords)
+        context = PromptContext(meeting=meeting, hotwords=hotwords)
         if len(hotwords) > self.options.prompt_hotwords:
             hypothesis = self.model.ctc_hypotheses(encoded.frames, encoded.lengths)[0]
             context = replace(context, hotwords=retrieve(hotwords, hypothesis, limit=self.options.prompt_hotwords))
         text = self.model.generate_from_frames(encoded.frames, encoded.lengths, [context], decoding)[0].text
         if self.options.fallback is not None and looks_degenerate(text):
-            # The retry keeps the condition's boost; Transcriber's fallback options carry their own
-            # (the default), which would blur a boost-0 row whenever a loop is retried.
-            fallback = replace(self.options.fallback, hotword_boost=decoding.hotword_boost)
+            # The retry keeps the condition's boost and α, as Transcriber's does.
+            fallback = self.options.fallback.biased_like(decoding)
             text = self.model.generate_from_frames(encoded.frames, encoded.lengths, [context], fallback)[0].text
         return text
 
@@ -259,12 +258,16 @@ class Condition:
     system: str  # "keyscribe" or "peer"
     distractors: int | None  # None: no list; 0: the true list alone
     boost: float = 0.0  # Keyscribe's hotword_boost (unused without a list and for the peer)
+    context: str = ""  # a meeting paragraph: "" none, "true" naming the true terms, "misleading" naming distractors
+    context_weight: float = 1.0  # DecodingOptions.context_weight (α); < 1 is joint decoding
 
     @property
     def name(self) -> str:
         listed = "none" if self.distractors is None else ("true" if self.distractors == 0 else f"true+{self.distractors}")
         if self.system == "peer":
             return f"peer {listed}" + (" (prompt)" if self.distractors is not None else "")
+        if self.context:
+            return f"keyscribe {self.context} context α {self.context_weight:g}"
         return f"keyscribe {listed}" + (f" boost {self.boost:g}" if self.distractors is not None else "")
 
 
@@ -276,8 +279,25 @@ class ConditionResult:
     hypotheses: tuple[str, ...]
 
 
-def keyscribe_conditions(distractors: Sequence[int], boosts: Sequence[float]) -> list[Condition]:
-    return [Condition("keyscribe", None)] + [Condition("keyscribe", n, b) for b in boosts for n in distractors]
+def keyscribe_conditions(distractors: Sequence[int], boosts: Sequence[float], context_weights: Sequence[float] = ()) -> list[Condition]:
+    """No list; each list at each boost; then, with no list, a true and a misleading meeting paragraph at each α."""
+    conditions = [Condition("keyscribe", None)] + [Condition("keyscribe", n, b) for b in boosts for n in distractors]
+    return conditions + [Condition("keyscribe", None, context=kind, context_weight=a) for kind in ("true", "misleading") for a in context_weights]
+
+
+def meeting_paragraph(utterance: Utterance, pool: Sequence[str], kind: str, seed: int) -> str:
+    """A short description of the recording naming the utterance's true terms, or as many distractors instead.
+
+    The misleading one reads just as plausibly, so only the audio can tell the model that
+    none of its names are spoken (Seed-ASR's case for joint decoding with weight α).
+    """
+    if kind == "true":
+        names = list(utterance.hotwords)
+    else:
+        drawn = biasing_lists(utterance, pool, [max(3, len(utterance.hotwords))], seed)
+        own = {t.casefold() for t in utterance.hotwords}
+        names = [t for t in next(iter(drawn.values())) if t.casefold() not in own]
+    return f"A recorded conversation. People and things mentioned: {', '.join(names)}."
 
 
 def run_keyscribe(
@@ -287,17 +307,19 @@ def run_keyscribe(
     conditions: Sequence[Condition],
     base: DecodingOptions = DecodingOptions(),
     log: Callable[[str], None] = lambda line: None,
+    meetings: dict[str, dict[str, str]] | None = None,
 ) -> list[ConditionResult]:
     """Each condition over all utterances; wall_s includes the shared encoder pass, as a lone run would."""
     decoder.encode(utterances)
     results = []
     for condition in conditions:
-        decoding = replace(base, hotword_boost=condition.boost)
+        decoding = replace(base, hotword_boost=condition.boost, context_weight=condition.context_weight)
         start = time.perf_counter()
         hyps = []
         for utt in utterances:
             hotwords = () if condition.distractors is None else lists[utt.id][condition.distractors]
-            hyps.append(decoder.decode(utt, hotwords, decoding))
+            meeting = meetings[utt.id][condition.context] if condition.context else ""
+            hyps.append(decoder.decode(utt, hotwords, decoding, meeting))
         wall_s = time.perf_counter() - start + decoder.encode_s
         results.append(ConditionResult(condition, biasing_counts(utterances, hyps), wall_s, tuple(hyps)))
         log(f"{condition.name}: {wall_s:.1f} s")
@@ -378,6 +400,8 @@ def main() -> int:
     parser.add_argument("--distractors", type=_numbers(int), default=[0, 100, 500, 1000], help="list sizes beyond the true terms")
     parser.add_argument("--boost", type=_numbers(float), default=[DecodingOptions().hotword_boost], help="e.g. 0,1.0")
     parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--context-weight", type=_numbers(float), default=[], help="also decode with a true and a misleading "
+                        "meeting paragraph (no list) at each joint-decoding weight α, e.g. 1,0.5")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-peer", action="store_true", help="skip faster-whisper")
     parser.add_argument("--dump", type=Path, default=None, help="write every hypothesis to this JSONL file")
@@ -409,7 +433,9 @@ def main() -> int:
 
     base = DecodingOptions(beam_size=args.beam_size)
     decoder = CachedDecoder(model)
-    results = run_keyscribe(decoder, utterances, lists, keyscribe_conditions(args.distractors, args.boost), base, log)
+    meetings = {u.id: {kind: meeting_paragraph(u, pool, kind, args.seed) for kind in ("true", "misleading")} for u in utterances}
+    conditions = keyscribe_conditions(args.distractors, args.boost, args.context_weight)
+    results = run_keyscribe(decoder, utterances, lists, conditions, base, log, meetings)
     if not args.no_peer:
         results += run_peer(utterances, lists, PEER_DISTRACTORS)
     if args.dump is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Whisper's heuristic (openai/whisper transcribe.py, compression_ratio_threshold=2.4):
 # text that gzip shrinks this much is a repetition loop, not speech.
@@ -61,6 +61,10 @@ class DecodingOptions:
             raise ValueError(f"context_weight must be between 0 and 1, got {self.context_weight}")
         if self.no_repeat_ngram_size < 0:
             raise ValueError(f"no_repeat_ngram_size must be ≥ 0, got {self.no_repeat_ngram_size}")
+
+    def biased_like(self, other: DecodingOptions) -> DecodingOptions:
+        """These options with ``other``'s biasing (hotword boost, context weight α): how a fallback retry keeps the user's choice."""
+        return replace(self, hotword_boost=other.hotword_boost, context_weight=other.context_weight)
 
     def max_new_tokens(self, duration_s: float) -> int:
         return max(self.min_new_tokens_cap, int(duration_s * self.max_tokens_per_second) + 1)

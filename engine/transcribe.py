@@ -150,7 +150,7 @@ class Transcriber:
                     # The retry also drops the history: a loop is often the model continuing it.
                     retry = self.model.generate_from_frames(
                         frames[looping], lengths[looping], [replace(contexts[j], history="") for j in looping],
-                        replace(self.options.fallback, hotword_boost=self.options.decoding.hotword_boost), should_stop,
+                        self.options.fallback.biased_like(self.options.decoding), should_stop,
                     )
                     for j, hyp in zip(looping, retry, strict=True):
                         hyps[j] = hyp

@@ -140,3 +140,34 @@ def test_conditions_run_each_list_at_each_boost_and_none_once():
         "keyscribe none", "keyscribe true boost 0", "keyscribe true+100 boost 0", "keyscribe true boost 1.5", "keyscribe true+100 boost 1.5",
     ]
     assert biasing.Condition("peer", 100).name == "peer true+100 (prompt)"
+
+
+def test_context_conditions_and_paragraphs(tiny_model, tmp_path):
+    names = [c.name for c in biasing.keyscribe_conditions([0], [3.0], [1.0, 0.5])]
+    assert names[2:] == [
+        "keyscribe true context α 1", "keyscribe true context α 0.5", "keyscribe misleading context α 1", "keyscribe misleading context α 0.5",
+    ]
+    utt = _utterance("s2", "We met Olivia da Mota.", ("Olivia da Mota",), _write_clip(tmp_path / "s2.wav", 1.0, 1))
+    pool = tuple(f"Distractor {i}" for i in range(40)) + ("Olivia da Mota",)
+    true = biasing.meeting_paragraph(utt, pool, "true", seed=0)
+    misleading = biasing.meeting_paragraph(utt, pool, "misleading", seed=0)
+    assert "Olivia da Mota" in true and "Distractor" not in true
+    assert "Olivia da Mota" not in misleading and misleading.count("Distractor") == 3  # as many names as a short list
+    assert biasing.meeting_paragraph(utt, pool, "misleading", seed=0) == misleading  # the same from the same seed
+
+    # Each context condition puts its paragraph in the prompt; α < 1 decodes jointly and still gives text.
+    decoder = biasing.CachedDecoder(tiny_model)
+    meetings = {utt.id: {"true": true, "misleading": misleading}}
+    prompts = []
+    generate = tiny_model.generate_from_frames
+    tiny_model.generate_from_frames = lambda frames, lengths, contexts, options, *a: prompts.append((contexts[0].meeting, options.context_weight)) or generate(
+        frames, lengths, contexts, options, *a
+    )
+    try:
+        conditions = biasing.keyscribe_conditions([], [], [1.0, 0.5])
+        results = biasing.run_keyscribe(decoder, [utt], {utt.id: {}}, conditions, meetings=meetings)
+    finally:
+        del tiny_model.generate_from_frames
+    assert [r.condition.name for r in results][1:] == names[2:]
+    # (a looping text is retried with the fallback options: same prompt, same α)
+    assert [p for i, p in enumerate(prompts) if i == 0 or p != prompts[i - 1]] == [("", 1.0), (true, 1.0), (true, 0.5), (misleading, 1.0), (misleading, 0.5)]

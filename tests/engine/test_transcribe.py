@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from engine.decoding import DecodingOptions
 from engine.model.acllm import CharCTC, Hypothesis
 from engine.model.config import DEFAULT_CTC_ALPHABET
 from engine.model.encoder import LogMelFrontend
@@ -155,6 +156,11 @@ def test_looping_chunks_are_decoded_again_with_the_fallback(tmp_path):
     transcript = Transcriber(model, TranscribeOptions(segment=None)).transcribe(path)
     assert transcript.text == "fine words"
     assert [o.no_repeat_ngram_size for o in model.options] == [0, 4]
+    # The retry keeps the user's biasing: hotword boost and joint-decoding weight α.
+    biased = LoopingModel()
+    decoding = DecodingOptions(hotword_boost=1.5, context_weight=0.5)
+    Transcriber(biased, TranscribeOptions(segment=None, decoding=decoding)).transcribe(path)
+    assert [(o.hotword_boost, o.context_weight, o.no_repeat_ngram_size) for o in biased.options] == [(1.5, 0.5, 0), (1.5, 0.5, 4)]
     plain = LoopingModel()
     stuck = Transcriber(plain, TranscribeOptions(segment=None, fallback=None)).transcribe(path)
     assert looks_degenerate(stuck.text) and len(plain.options) == 1
