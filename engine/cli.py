@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"logit bonus for hotword tokens while decoding (default {DecodingOptions.hotword_boost}; 0 = off)")
     t.add_argument("--context-weight", type=float, default=DecodingOptions.context_weight,
                    help="α of the joint decoding with and without hotwords/context: below 1, a context-free stream "
-                        "is mixed in so a misleading context cannot take over (default 1 = context only)")
+                        f"is mixed in so a misleading context cannot take over (default {DecodingOptions.context_weight}; "
+                        "1 = context only, faster)")
     t.add_argument("--batch-size", type=int, default=4,  # TranscribeOptions.batch_size (not imported here: --help stays fast)
                    help="chunks decoded together (default 4)")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
