@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="α of the joint decoding with and without hotwords/context: below 1, a context-free stream "
                         f"is mixed in so a misleading context cannot take over (default {DecodingOptions.context_weight}; "
                         "1 = context only, faster)")
-    t.add_argument("--batch-size", type=int, default=4,  # TranscribeOptions.batch_size (not imported here: --help stays fast)
-                   help="chunks decoded together (default 4)")
+    t.add_argument("--batch-size", type=int, default=8,  # TranscribeOptions.batch_size (not imported here: --help stays fast)
+                   help="chunks decoded together (default 8; more is faster on long files and uses more memory)")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
     t.add_argument("--max-chunk-s", type=float, default=None,
                    help="longest chunk cut at pauses, in seconds (default: what the shipped model was trained for)")

@@ -118,10 +118,28 @@ class AcLLM(nn.Module):
         self.prompt = PromptBuilder(tokenizer, config.prompt)
         self.ctc = CharCTC(config.encoder.ctc_alphabet)
         self.frontend = LogMelFrontend(encoder.whisper.config.num_mel_bins)
+        self.lora_merged = False
 
     # ----------------------------------------------------------------- parameters
+    def merge_lora(self) -> bool:
+        """Fold the LoRA weights into the LLM's own, for inference; returns whether it did.
+
+        The outputs stay the same (the sample's transcript is identical) and each adapted
+        projection becomes one matmul instead of three: on the 2-core CPU, decoding the sample's
+        first 4 chunks took 3.05 s instead of 3.21 s (best of 3). Training needs LoRA apart, so
+        only engine.model.load.load_model, the inference entry point, calls this; 4- and 8-bit
+        weights are left alone (merging would quantize them once more).
+        """
+        if not hasattr(self.llm, "merge_and_unload") or self.runtime.quantization not in ("fp32", "bf16"):
+            return False
+        self.llm = self.llm.merge_and_unload()
+        self.lora_merged = True
+        return True
+
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The parts training changes: adapter, CTC head, LoRA (and the encoder if trained)."""
+        if self.lora_merged:
+            raise ValueError("this model's LoRA is merged for inference; load it with load_checkpoint to train or save it")
         keep = ("adapter.", "encoder.ctc_head.")
         if self.config.encoder.trainable:
             keep = keep + ("encoder.whisper.",)

@@ -27,21 +27,27 @@ def load_model(
     quantization: str = "auto",
     allow_untrained: bool = False,
 ) -> AcLLM:
-    """Load a checkpoint folder; ``None`` means the shipped default model.
+    """Load a checkpoint folder for inference; ``None`` means the shipped default model.
 
     With no trained weights shipped and ``allow_untrained``, the default
     architecture is built with a freshly initialised adapter: the command path
     works end to end, but its output is noise until the model is trained.
+    LoRA is merged into the LLM (AcLLM.merge_lora): training loads with
+    engine.model.checkpoint.load_checkpoint instead.
     """
     runtime = resolve_runtime(device, quantization)
     if model_dir is not None:
         path = Path(model_dir).expanduser()
         if not path.is_dir():
             raise ModelError(f"Model folder {path} does not exist: pass the folder that `python -m training export` wrote.")
-        return load_checkpoint(path, runtime)
+        model = load_checkpoint(path, runtime)
+        model.merge_lora()
+        return model
     shipped = shipped_model_dir()
     if shipped is not None:
-        return load_checkpoint(shipped, runtime)
+        model = load_checkpoint(shipped, runtime)
+        model.merge_lora()
+        return model
     if not allow_untrained:
         raise ModelError(f"No trained model found at {SHIPPED_MODEL_DIR}: pass --model DIR or train one with `python -m training`.")
     log.warning("No trained weights at %s: using an untrained adapter, so the transcript will be noise.", SHIPPED_MODEL_DIR)

@@ -179,3 +179,24 @@ def test_decoding_options_are_validated():
     with pytest.raises(ValueError, match="beam_size"):
         DecodingOptions(beam_size=0)
     assert DecodingOptions(max_tokens_per_second=8).max_new_tokens(10.0) == 81
+
+
+def test_merging_lora_for_inference_keeps_the_output(runtime_cpu):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(lora=True), runtime_cpu).eval()
+    with torch.no_grad():  # LoRA's B starts at zero: make it count
+        for name, p in model.llm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.5)
+    features = model.frontend(_audio([2.0, 1.5]))
+    contexts = [PromptContext(hotwords=("Zanzibar",)), PromptContext()]
+    options = DecodingOptions(min_new_tokens_cap=12)
+    before = model.generate(features, contexts, options)
+    assert model.merge_lora() and model.lora_merged
+    assert not any("lora_" in name for name, _ in model.llm.named_parameters())
+    after = model.generate(features, contexts, options)
+    assert [h.token_ids for h in after] == [h.token_ids for h in before] and any(h.token_ids for h in before)
+    assert [h.avg_logprob for h in after] == pytest.approx([h.avg_logprob for h in before], abs=1e-4)
+    with pytest.raises(ValueError, match="merged for inference"):
+        model.trainable_state_dict()
+    assert not build_model(tiny_config(lora=False), runtime_cpu).merge_lora()  # nothing to merge
