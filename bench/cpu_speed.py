@@ -2,7 +2,7 @@
 
     python bench/cpu_speed.py [--manifest M.jsonl] [--minutes 2] [--files 2] [--runs 2] [--quick]
                               [--model DIR|tiny] [--device cpu] [--quantization auto]
-                              [--beam-size 1] [--batch-size 1] [--data DIR] [--threads N]
+                              [--beam-size 1] [--batch-size B] [--data DIR] [--threads N]
 
 The long-form test files are built on the fly (and cached under --data, outside
 the repository) by stitching the utterances of a JSONL manifest ({id, audio,
@@ -166,12 +166,13 @@ def _keyscribe_worker(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     model, note = load_keyscribe(args.model, args.device, args.quantization)
     load_s = time.perf_counter() - start
-    options = TranscribeOptions(decoding=DecodingOptions(beam_size=args.beam_size), batch_size=args.batch_size)
+    batch_size = args.batch_size or TranscribeOptions.batch_size  # 0: the engine's default
+    options = TranscribeOptions(decoding=DecodingOptions(beam_size=args.beam_size), batch_size=batch_size)
     start, cpu_start = time.perf_counter(), time.process_time()
     transcript = Transcriber(model, options).transcribe(args.audio)
     wall_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     return {
-        "system": f"keyscribe ({model.config.name}, {model.runtime.describe()}, beam {args.beam_size}, batch {args.batch_size})",
+        "system": f"keyscribe ({model.config.name}, {model.runtime.describe()}, beam {args.beam_size}, batch {batch_size})",
         "note": note,
         "load_s": load_s,
         "wall_s": wall_s,
@@ -260,7 +261,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--quantization", default="auto", choices=("auto", "nf4", "int8", "bf16", "fp32"))
     parser.add_argument("--beam-size", type=int, default=1, help="Keyscribe's beam (1 = greedy, the CLI default)")
-    parser.add_argument("--batch-size", type=int, default=1, help="Keyscribe's chunks decoded together")
+    parser.add_argument("--batch-size", type=int, default=0, help="Keyscribe's chunks decoded together (default: the engine's)")
     parser.add_argument("--peer-beam-size", type=int, default=5)
     parser.add_argument("--no-peer", action="store_true", help="run Keyscribe only")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="CPU threads for either system")
