@@ -52,7 +52,7 @@ class EngineStatus:
 class Backend(Protocol):
     def check(self, settings: EngineSettings) -> EngineStatus: ...
 
-    def warm_up(self) -> None: ...
+    def warm_up(self, settings: EngineSettings) -> None: ...
 
     def prepare(self, settings: EngineSettings) -> None: ...
 
@@ -95,26 +95,18 @@ class EngineBackend:
             warnings.append(UNTRAINED_WARNING)
         return EngineStatus(runtime=runtime.describe(), model=model, warnings=tuple(warnings))
 
-    def warm_up(self) -> None:
-        """Import what a job needs (torch, transformers' model classes), in the worker thread at start-up.
+    def warm_up(self, settings: EngineSettings) -> None:
+        """Load the model for these settings in the worker thread while the window sits idle.
 
-        Imports hold the GIL in long pieces (loading torch's libraries took 0.3 s in one go here,
-        and PySide6's import hook inspects every new module), which stalls the window's event
-        loop. Done while the window sits idle after opening, they no longer fall inside the
-        first job (measured by bench/gui_latency.py).
+        Loading holds the GIL in long pieces: loading torch's libraries took 0.3 s in one go
+        here, parsing the tokenizer's JSON 0.23 s, and PySide6's import hook inspects every
+        new module. Inside a job those pieces stalled the window's event loop by up to 0.25 s
+        (bench/gui_latency.py); done when the window opens, the first job starts at once and
+        its decoding leaves the loop within a few milliseconds of time.
         """
-        import transformers  # noqa: F401
-        from transformers import (  # noqa: F401
-            AutoModelForCausalLM,
-            AutoTokenizer,
-            LlamaForCausalLM,
-            PreTrainedTokenizerFast,
-            WhisperFeatureExtractor,
-        )
-        from transformers.models.whisper.modeling_whisper import WhisperEncoder  # noqa: F401
+        import engine.transcribe  # noqa: F401 -- the rest of what a job imports
 
-        import engine.model.load  # noqa: F401
-        import engine.transcribe  # noqa: F401
+        self.prepare(settings)
 
     def prepare(self, settings: EngineSettings) -> None:
         key = (settings.model_dir, settings.device, settings.quantization)

@@ -40,7 +40,7 @@ class _ScreenshotBackend:
     def check(self, settings):
         return EngineStatus(runtime="CPU · FP32", model="keyscribe-default")
 
-    def warm_up(self) -> None:
+    def warm_up(self, settings) -> None:
         pass
 
     def prepare(self, settings) -> None:

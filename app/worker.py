@@ -81,9 +81,11 @@ class TranscriptionWorker(QObject):
             self.checkFailed.emit(str(err))
             return
         try:
-            self.backend.warm_up()  # while the window is idle, not inside the first job
-        except Exception:  # only a head start: the job imports the same modules and reports what fails
-            log.exception("Warming up the engine failed")
+            self.backend.warm_up(settings)  # while the window is idle, not inside the first job
+        except (KeyscribeError, ValueError) as err:  # only a head start: the job tries again and tells the user
+            log.warning("Loading the model ahead of the first job failed: %s", err)
+        except Exception:
+            log.exception("Loading the model ahead of the first job failed")
 
 
 class TranscriptionQueue(QObject):

@@ -41,7 +41,7 @@ class FakeBackend:
     def check(self, settings) -> EngineStatus:
         return EngineStatus(runtime="CPU · FP32", model="fake model", warnings=self.warnings)
 
-    def warm_up(self) -> None:
+    def warm_up(self, settings) -> None:
         self.threads.add(threading.get_ident())
         self.warmed_up = True
 

@@ -26,10 +26,13 @@ def test_real_engine_through_the_gui(qtbot, make_window, settings, tiny_model, t
     settings.model_dir = tiny_model
     settings.device = "cpu"
     settings.quantization = "fp32"
-    window = make_window(EngineBackend())
+    backend = EngineBackend()
+    window = make_window(backend)
     qtbot.waitUntil(lambda: window.engine_status is not None, timeout=30000)
     assert window.engine_status.runtime == "CPU · FP32"  # what resolve_runtime chose, shown in the status bar
     assert window.engine_label.text().endswith("CPU · FP32")
+    qtbot.waitUntil(lambda: backend._model is not None, timeout=60000)  # loaded while the window sits idle
+    loaded = backend._model
 
     job_id = window.add_files([SAMPLE])[0]
     segments = []
@@ -45,6 +48,7 @@ def test_real_engine_through_the_gui(qtbot, make_window, settings, tiny_model, t
     assert starts == sorted(starts) and transcript.segments[-1].end_s <= transcript.duration_s + 1e-6
     assert transcript.duration_s == pytest.approx(24.03, abs=0.05)
     assert window.review.model.rowCount() == len(transcript.segments)
+    assert backend._model is loaded  # the job used the model loaded at start-up
 
     out = window.export_job(job_id, tmp_path / "interview.txt", "txt")
     assert out.read_text(encoding="utf-8").split() == transcript.text.split()

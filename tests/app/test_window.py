@@ -46,7 +46,7 @@ def test_engine_status_and_first_run_warnings_are_shown(qtbot, make_window):
     assert "untrained" in window.banner_label.text()
 
 
-def test_the_engine_warms_up_off_the_gui_thread_when_the_window_opens(qtbot, make_window):
+def test_the_model_loads_off_the_gui_thread_when_the_window_opens(qtbot, make_window):
     backend = FakeBackend()
     window = make_window(backend)
     qtbot.waitUntil(lambda: backend.warmed_up, timeout=3000)
