@@ -6,12 +6,14 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from engine.decoding import DecodingOptions
 from engine.errors import KeyscribeError
 
 FORMATS = ("txt", "json", "srt", "vtt", "docx")
+LOG_EVERY_S = 30.0  # progress lines when stderr is not a terminal
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,11 +146,33 @@ def _run_one(transcriber, path: Path, context, quiet: bool, journal):
         file=sys.stderr,
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]",
     ) as bar:
+        # Without a terminal (a log file, nohup, a pipe) the bar is off: a plain line every LOG_EVERY_S instead.
+        log_lines = not quiet and not sys.stderr.isatty()
+        started = time.monotonic()
+        first: list[tuple[float, float]] = []  # (time, done_s) of the first report: a resumed job starts part-way
+        logged_at = [started]
 
         def progress(p):
             bar.update(round(p.done_s - bar.n, 1))
+            now = time.monotonic()
+            if not first:
+                first.append((now, p.done_s))
+            if log_lines and (now - logged_at[0] >= LOG_EVERY_S or (total and p.done_s >= total - 0.05)):
+                logged_at[0] = now
+                print(_progress_line(path.name, p.done_s, total, now - started, first[0], now), file=sys.stderr, flush=True)
 
         return transcriber.transcribe(path, context, progress_callback=progress, journal=journal)
+
+
+def _progress_line(name: str, done_s: float, total_s: float | None, elapsed_s: float, first: tuple[float, float], now: float) -> str:
+    """One line for a log: share done, time spent, and time left at the pace since the first report."""
+    if not total_s:
+        return f"{name}: {done_s:.0f} s of audio done in {elapsed_s / 60:.1f} min"
+    line = f"{name}: {100 * done_s / total_s:.0f}% ({done_s:.0f} of {total_s:.0f} s of audio) in {elapsed_s / 60:.1f} min"
+    pace = (done_s - first[1]) / (now - first[0]) if now > first[0] else 0.0  # audio seconds per second
+    if pace > 0 and done_s < total_s:
+        line += f", about {(total_s - done_s) / pace / 60:.1f} min left"
+    return line
 
 
 def _render_to_text(transcript, fmt: str) -> str:

@@ -99,3 +99,24 @@ def test_engine_imports_without_qt():
     code = "import sys; sys.modules['PySide6'] = None; import engine, engine.cli, engine.transcribe, engine.model.load"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
+
+
+def test_progress_goes_to_a_log_as_plain_lines(tiny_model, long_audio):
+    """stderr is a pipe here, as in a log file: no bar, but a line per report interval and one at the end."""
+    result = keyscribe("transcribe", long_audio, "--model", tiny_model, "--segmentation", "fixed")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("meeting.flac: ")]
+    assert lines and lines[-1].startswith("meeting.flac: 100% (70 of 70 s of audio) in ")
+    assert "\r" not in result.stderr  # no bar redrawn into the log
+    quiet = keyscribe("transcribe", long_audio, "--model", tiny_model, "--segmentation", "fixed", "--quiet")
+    assert not [line for line in quiet.stderr.splitlines() if line.startswith("meeting.flac: ")]
+
+
+def test_progress_line_reports_the_time_left_at_the_pace_since_the_first_report():
+    from engine.cli import _progress_line
+
+    # Resumed at 1800 s of 3600; 600 s of audio more in the last 100 s: 1200 s left at 6 audio s/s = 200 s.
+    line = _progress_line("talk.m4a", 2400.0, 3600.0, 130.0, first=(1000.0, 1800.0), now=1100.0)
+    assert line == "talk.m4a: 67% (2400 of 3600 s of audio) in 2.2 min, about 3.3 min left"
+    assert _progress_line("talk.m4a", 3600.0, 3600.0, 130.0, (1000.0, 1800.0), 1100.0).endswith("in 2.2 min")
+    assert _progress_line("stream", 60.0, None, 30.0, (0.0, 0.0), 30.0) == "stream: 60 s of audio done in 0.5 min"
