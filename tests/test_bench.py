@@ -148,3 +148,11 @@ def test_gpu_footprint_builds_the_nf4_model_layer_by_layer_at_toy_size(gpu_footp
         embeds = torch.randn(1, 12, llm.config.hidden_size, dtype=dtype)
         out = llm.generate(inputs_embeds=embeds, max_new_tokens=5, min_new_tokens=5, do_sample=False, pad_token_id=0)
     assert out.shape == (1, 5)
+
+
+def test_longform_wer_scores_the_long_file_and_its_utterances_alike(tmp_path):
+    lines = _bench("longform_wer.py", "--model", "tiny", "--minutes", "0.5", "--data", str(tmp_path))
+    assert re.search(r"min of audio from 2 utterances of sample", lines[0])  # the 24 s sample twice makes 30 s
+    rows = {line.split()[0] for line in lines[2:4]}
+    assert rows == {"long-form", "one"}
+    assert re.fullmatch(rf"long-form WER / one-by-one WER = ({NUMBER}|nan)", lines[-1])
