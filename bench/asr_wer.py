@@ -1,6 +1,6 @@
 """Keyscribe vs faster-whisper tiny.en (same Whisper weights, int8, beam 5), side by side.
 
-    python bench/asr_wer.py [--model DIR] [--data data] [--limit N]
+    python bench/asr_wer.py [--model DIR] [--data data] [--limit N] [--quantization Q] [--no-peer]
 
 Runs both systems on the project's fixed dev sets (built by `python -m training
 data build --out data`) in one process and prints WER, CER, wall time and RTF
@@ -24,6 +24,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path("data"), help="folder with the dev manifests")
     parser.add_argument("--limit", type=int, default=0, help="first N utterances per set (0 = all)")
     parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--quantization", default="auto", help="LLM precision: auto, fp32, bf16, int8, nf4")
+    parser.add_argument("--no-peer", action="store_true", help="Keyscribe only")
     args = parser.parse_args()
     manifests = [args.data / f"{name}.jsonl" for name in DEV_SETS]
     missing = [str(m) for m in manifests if not m.is_file()]
@@ -32,7 +34,11 @@ def main() -> int:
         return 2
     from training.evaluate_cli import run
 
-    return run(argparse.Namespace(model=args.model, manifest=manifests, limit=args.limit, peer=True, beam_size=args.beam_size))
+    return run(
+        argparse.Namespace(
+            model=args.model, manifest=manifests, limit=args.limit, peer=not args.no_peer, beam_size=args.beam_size, quantization=args.quantization
+        )
+    )
 
 
 if __name__ == "__main__":

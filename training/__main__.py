@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--limit", type=int, default=0, help="first N utterances of each manifest (0 = all)")
     ev.add_argument("--peer", action="store_true", help="also run faster-whisper tiny.en (int8, beam 5)")
     ev.add_argument("--beam-size", type=int, default=1)
+    ev.add_argument("--quantization", default="auto", help="LLM precision: auto, fp32, bf16, int8, nf4")
     args = parser.parse_args(argv)
 
     if args.command in RECIPES:

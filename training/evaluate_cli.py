@@ -11,7 +11,7 @@ from training.evaluate import run_system, transcribe_with_keyscribe, transcribe_
 def run(args) -> int:
     from engine.model.load import load_model
 
-    model = load_model(args.model, "auto", "auto")
+    model = load_model(args.model, "auto", getattr(args, "quantization", "auto"))
     print(f"model {model.config.name} on {model.runtime.describe()}")
     header = f"{'set':<16} {'utts':>5} {'system':<22} {'WER':>7} {'CER':>7} {'wall s':>8} {'RTF':>6}"
     print(header)

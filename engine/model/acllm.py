@@ -127,14 +127,22 @@ class AcLLM(nn.Module):
         The outputs stay the same (the sample's transcript is identical) and each adapted
         projection becomes one matmul instead of three: on the 2-core CPU, decoding the sample's
         first 4 chunks took 3.05 s instead of 3.21 s (best of 3). Training needs LoRA apart, so
-        only engine.model.load.load_model, the inference entry point, calls this; 4- and 8-bit
-        weights are left alone (merging would quantize them once more).
+        only engine.model.load.load_model, the inference entry point, calls this; bitsandbytes'
+        4- and 8-bit weights are left alone (merging would quantize them once more).
         """
-        if not hasattr(self.llm, "merge_and_unload") or self.runtime.quantization not in ("fp32", "bf16"):
+        if not hasattr(self.llm, "merge_and_unload") or self.runtime.bitsandbytes:
             return False
         self.llm = self.llm.merge_and_unload()
         self.lora_merged = True
         return True
+
+    def prepare_inference(self) -> None:
+        """What load_model does after loading: merge LoRA, and on a CPU with int8 make the LLM's linears int8."""
+        self.merge_lora()
+        if self.runtime.device == "cpu" and self.runtime.quantization == "int8":
+            from engine.model.int8 import quantize_linears
+
+            quantize_linears(self.llm)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The parts training changes: adapter, CTC head, LoRA (and the encoder if trained)."""

@@ -54,7 +54,7 @@ def build_model(config: AcLLMConfig, runtime: Runtime, checkpoint_dir: Path | No
         )
     encoder.to(device=runtime.device, dtype=runtime.compute_dtype)
     adapter.to(device=runtime.device, dtype=runtime.compute_dtype)
-    if runtime.quantization not in ("nf4", "int8"):
+    if not runtime.bitsandbytes:  # bitsandbytes places its layers itself (device_map)
         llm.to(device=runtime.device)
     model = AcLLM(config, encoder, adapter, llm, tokenizer, runtime)
     _set_trainable(model)

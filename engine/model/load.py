@@ -32,7 +32,8 @@ def load_model(
     With no trained weights shipped and ``allow_untrained``, the default
     architecture is built with a freshly initialised adapter: the command path
     works end to end, but its output is noise until the model is trained.
-    LoRA is merged into the LLM (AcLLM.merge_lora): training loads with
+    LoRA is merged into the LLM, and int8 on a CPU quantizes its linears
+    (AcLLM.prepare_inference): training loads with
     engine.model.checkpoint.load_checkpoint instead.
     """
     runtime = resolve_runtime(device, quantization)
@@ -41,14 +42,16 @@ def load_model(
         if not path.is_dir():
             raise ModelError(f"Model folder {path} does not exist: pass the folder that `python -m training export` wrote.")
         model = load_checkpoint(path, runtime)
-        model.merge_lora()
+        model.prepare_inference()
         return model
     shipped = shipped_model_dir()
     if shipped is not None:
         model = load_checkpoint(shipped, runtime)
-        model.merge_lora()
+        model.prepare_inference()
         return model
     if not allow_untrained:
         raise ModelError(f"No trained model found at {SHIPPED_MODEL_DIR}: pass --model DIR or train one with `python -m training`.")
     log.warning("No trained weights at %s: using an untrained adapter, so the transcript will be noise.", SHIPPED_MODEL_DIR)
-    return build_model(default_config(), runtime)
+    model = build_model(default_config(), runtime)
+    model.prepare_inference()
+    return model

@@ -33,6 +33,14 @@ class Runtime:
             return torch.bfloat16
         return torch.bfloat16 if self.quantization == "bf16" else torch.float32
 
+    @property
+    def bitsandbytes(self) -> bool:
+        """Whether the LLM loads through bitsandbytes: NF4 anywhere, int8 on CUDA (LLM.int8).
+
+        int8 on the CPU is engine.model.int8's weight-only layers instead, applied after loading.
+        """
+        return self.quantization == "nf4" or (self.quantization == "int8" and self.device == "cuda")
+
     def describe(self) -> str:
         return f"{self.device.upper()} · {self.quantization.upper()}"
 
@@ -52,11 +60,24 @@ def resolve_runtime(device: str = "auto", quantization: str = "auto") -> Runtime
         raise DeviceError("No CUDA GPU is available to this PyTorch build: use --device cpu (or auto).")
     if quantization == "auto":
         quantization = CUDA_DEFAULT_QUANTIZATION if device == "cuda" else CPU_DEFAULT_QUANTIZATION
-        if quantization in ("nf4", "int8") and not _bitsandbytes_available():
+        if not _can_run(Runtime(device, quantization)):
             quantization = "bf16" if device == "cuda" else "fp32"
-    if quantization in ("nf4", "int8") and not _bitsandbytes_available():
+    runtime = Runtime(device=device, quantization=quantization)
+    if runtime.bitsandbytes and not _bitsandbytes_available():
         raise DeviceError(f"{quantization.upper()} needs the bitsandbytes package: pip install bitsandbytes, or pick --quantization fp32.")
-    return Runtime(device=device, quantization=quantization)
+    if not _can_run(runtime):
+        raise DeviceError("This PyTorch build has no CPU int8 matmul (torch._weight_int8pack_mm): pick --quantization fp32.")
+    return runtime
+
+
+def _can_run(runtime: Runtime) -> bool:
+    if runtime.bitsandbytes:
+        return _bitsandbytes_available()
+    if runtime.quantization == "int8":
+        from engine.model.int8 import int8_kernel_available
+
+        return int8_kernel_available()
+    return True
 
 
 def llm_load_kwargs(runtime: Runtime) -> dict:
@@ -74,7 +95,7 @@ def llm_load_kwargs(runtime: Runtime) -> dict:
             "dtype": runtime.compute_dtype,
             "device_map": {"": runtime.device},
         }
-    if runtime.quantization == "int8":
+    if runtime.quantization == "int8" and runtime.bitsandbytes:
         from transformers import BitsAndBytesConfig
 
         return {
