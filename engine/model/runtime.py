@@ -16,7 +16,9 @@ QUANTIZATIONS = ("auto", "nf4", "int8", "bf16", "fp32")
 # without AVX512-BF16/AMX (numbers in the README): SmolLM2-135M decodes at 14.5
 # tokens/s in fp32, 15.5 in bf16, 8.3 in NF4 and 6.9 in int8. bf16 barely helps
 # decoding there while bf16 encoder and training matmuls run several times slower,
-# so fp32 is the default; NF4 saves memory but costs speed on such CPUs.
+# so fp32 is the default; NF4 saves memory but costs speed on such CPUs. int8 on a CPU is
+# weight-only int8 (engine/model/int8.py): about 1.1× faster than fp32 on long files, with WER
+# moving by up to 5 points either way on the dev sets (README, Performance), so not the default.
 CPU_DEFAULT_QUANTIZATION = "fp32"
 CUDA_DEFAULT_QUANTIZATION = "nf4"
 
