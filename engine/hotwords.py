@@ -41,8 +41,8 @@ def retrieve(hotwords: tuple[str, ...], hypothesis: str, limit: int = 20, min_sc
     Lists of thousands of terms cannot all go into the prompt, so each chunk gets
     at most ``limit``: those whose spelling best matches some stretch of the hypothesis
     with a score of at least ``min_score`` (fuzzy partial matching, as in SLAM-LLM's
-    contextual-ASR filter mode). A list no
-    longer than ``limit`` is returned whole: nothing needs filtering.
+    contextual-ASR filter mode). A list no longer than ``limit`` is returned whole:
+    nothing needs filtering.
 
     The cut-off trades what reaches the prompt against what misleads it. On the first 40
     dev-tts utterances with the shipped model, a cut-off of 70 kept 0.6 terms a chunk and

@@ -8,7 +8,7 @@ from pathlib import Path
 from engine.errors import ModelError
 from engine.model.acllm import AcLLM
 from engine.model.checkpoint import build_model, load_checkpoint
-from engine.model.runtime import resolve_runtime
+from engine.model.runtime import Runtime, resolve_runtime
 from engine.model.tiny import default_config
 
 log = logging.getLogger(__name__)
@@ -36,22 +36,21 @@ def load_model(
     (AcLLM.prepare_inference): training loads with
     engine.model.checkpoint.load_checkpoint instead.
     """
-    runtime = resolve_runtime(device, quantization)
+    model = _load(model_dir, resolve_runtime(device, quantization), allow_untrained)
+    model.prepare_inference()
+    return model
+
+
+def _load(model_dir: str | Path | None, runtime: Runtime, allow_untrained: bool) -> AcLLM:
     if model_dir is not None:
         path = Path(model_dir).expanduser()
         if not path.is_dir():
             raise ModelError(f"Model folder {path} does not exist: pass the folder that `python -m training export` wrote.")
-        model = load_checkpoint(path, runtime)
-        model.prepare_inference()
-        return model
+        return load_checkpoint(path, runtime)
     shipped = shipped_model_dir()
     if shipped is not None:
-        model = load_checkpoint(shipped, runtime)
-        model.prepare_inference()
-        return model
+        return load_checkpoint(shipped, runtime)
     if not allow_untrained:
         raise ModelError(f"No trained model found at {SHIPPED_MODEL_DIR}: pass --model DIR or train one with `python -m training`.")
     log.warning("No trained weights at %s: using an untrained adapter, so the transcript will be noise.", SHIPPED_MODEL_DIR)
-    model = build_model(default_config(), runtime)
-    model.prepare_inference()
-    return model
+    return build_model(default_config(), runtime)
