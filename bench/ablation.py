@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ biasing = _load_biasing()
 class StageResult:
     label: str
     dev_wer: dict[str, float]  # dev set name -> WER
+    dev_hypotheses: dict[str, list[str]]  # dev set name -> hypotheses, in manifest order
     bias: dict[str, object]  # condition label -> biasing.BiasingCounts
     wall_s: float
 
@@ -77,9 +79,9 @@ def run_stage(label: str, model, dev: dict[str, list], bias_utterances: list, li
     from training.evaluate import error_rates, transcribe_with_keyscribe
 
     start = time.perf_counter()
-    dev_wer = {}
+    dev_wer, dev_hypotheses = {}, {}
     for name, utterances in dev.items():
-        hyps = transcribe_with_keyscribe(model, utterances)
+        hyps = dev_hypotheses[name] = transcribe_with_keyscribe(model, utterances)
         dev_wer[name] = error_rates([u.text for u in utterances], hyps).wer
         log(f"{label}: {name} WER {100 * dev_wer[name]:.1f}%")
     bias = {}
@@ -89,7 +91,7 @@ def run_stage(label: str, model, dev: dict[str, list], bias_utterances: list, li
         results = biasing.run_keyscribe(decoder, bias_utterances, lists, list(conditions.values()), DecodingOptions(), log, meetings)
         for name, result in zip(conditions, results, strict=True):
             bias[name] = result.counts
-    return StageResult(label, dev_wer, bias, time.perf_counter() - start)
+    return StageResult(label, dev_wer, dev_hypotheses, bias, time.perf_counter() - start)
 
 
 def format_tables(results: list[StageResult]) -> str:
@@ -120,6 +122,15 @@ def summary(results: list[StageResult]) -> str:
     return f"{second.label} vs {first.label}: " + ", ".join(parts)
 
 
+def write_hypotheses(path: Path, dev: dict[str, list], results: list[StageResult]) -> None:
+    """One JSON line per stage, dev set and utterance, for reading what the WERs hide."""
+    with path.open("w", encoding="utf-8") as out:
+        for r in results:
+            for name, utterances in dev.items():
+                for utt, hyp in zip(utterances, r.dev_hypotheses[name], strict=True):
+                    out.write(json.dumps({"stage": r.label, "set": name, "id": utt.id, "reference": utt.text, "hypothesis": hyp}) + "\n")
+
+
 def _stage(text: str) -> tuple[str, Path]:
     label, sep, folder = text.partition("=")
     if not sep or not label.strip() or not folder.strip():
@@ -136,6 +147,7 @@ def main() -> int:
     parser.add_argument("--pool", type=Path, nargs="*", default=None, help="distractor manifests (default: DATA/tts-train.jsonl if present)")
     parser.add_argument("--bias-limit", type=int, default=40, help="first N utterances with hotwords (0 = all; -1 = skip biasing)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dump", type=Path, default=None, help="write every dev-set hypothesis to this JSONL file")
     args = parser.parse_args()
 
     missing = [str(folder) for _, folder in args.stage if not (folder / "config.json").is_file()]
@@ -179,6 +191,8 @@ def main() -> int:
         results.append(run_stage(label, model, dev, bias_utterances, lists, meetings, log))
         log(f"{label}: {results[-1].wall_s:.0f} s")
         del model
+    if args.dump is not None:
+        write_hypotheses(args.dump, dev, results)
     print(format_tables(results))
     print(summary(results))
     return 0

@@ -51,7 +51,7 @@ def test_ablation_prints_every_stage_and_condition(tmp_path):
     ])
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "ablation.py"), "--stage", f"SFT={stages[0]}", "--stage", f"+context SFT={stages[1]}",
-         "--data", str(data), "--pool", str(pool)],
+         "--data", str(data), "--pool", str(pool), "--dump", str(tmp_path / "dump.jsonl")],
         capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -70,6 +70,10 @@ def test_ablation_prints_every_stage_and_condition(tmp_path):
             recall[match.group(1)] = float(match.group(2))
     summary = re.fullmatch(r"\+context SFT vs SFT: hotword recall at true\+100 ([+-][\d.]+) points, mean dev WER ([+-][\d.]+|nan)% relative", lines[-1])
     assert summary, lines[-1]
+    dumped = [json.loads(line) for line in (tmp_path / "dump.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(d["stage"], d["set"], d["id"]) for d in dumped] == [
+        (stage, name, uid) for stage in ("SFT", "+context SFT") for name, uid in (("asterisk-dev", "a1"), ("dev-tts", "t1"), ("dev-tts", "t2"))
+    ]
     assert abs(float(summary.group(1)) - (recall["+context SFT"] - recall["SFT"])) <= 0.11
 
 
