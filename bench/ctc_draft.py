@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_model(args.model)
     encoded = [model.encode_frames(model.frontend([samples])) for samples in _chunks(args)]
-    modes = {"plain greedy": DecodingOptions(ctc_draft=False), "CTC draft": DecodingOptions(ctc_draft=True)}  # explicit: the default may change
+    modes = {"plain greedy": DecodingOptions(ctc_draft=False, ctc_weight=0.0), "CTC draft": DecodingOptions(ctc_draft=True, ctc_weight=0.0)}  # explicit: the defaults may change
     wall = dict.fromkeys(modes, 0.0)
     texts: dict[str, list[str]] = {name: [] for name in modes}
     totals = speculative.DraftStats()

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="α of the joint decoding with and without hotwords/context: below 1, a context-free stream "
                         f"is mixed in so a misleading context cannot take over (default {DecodingOptions.context_weight}; "
                         "1 = context only, faster)")
+    t.add_argument("--ctc-weight", type=float, default=DecodingOptions.ctc_weight,
+                   help="λ of the joint decoding with the model's token CTC, which keeps the text to what the audio holds "
+                        f"(default {DecodingOptions.ctc_weight}; 0 = the LLM alone)")
     t.add_argument("--batch-size", type=int, default=8,  # TranscribeOptions.batch_size (not imported here: --help stays fast)
                    help="chunks decoded together (default 8; more is faster on long files and uses more memory)")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
@@ -80,7 +83,8 @@ def _transcribe(args: argparse.Namespace) -> int:
     from engine.transcribe import DEFAULT_MAX_CHUNK_S, TranscribeOptions, Transcriber
 
     options = TranscribeOptions(
-        decoding=DecodingOptions(beam_size=args.beam_size, hotword_boost=args.hotword_boost, context_weight=args.context_weight),
+        decoding=DecodingOptions(beam_size=args.beam_size, hotword_boost=args.hotword_boost, context_weight=args.context_weight,
+                                  ctc_weight=args.ctc_weight),
         segment=SegmentOptions(max_chunk_s=args.max_chunk_s or DEFAULT_MAX_CHUNK_S) if args.segmentation == "vad" else None,
         history=args.history,
         batch_size=args.batch_size,

@@ -45,6 +45,14 @@ class DecodingOptions:
     # shipped weights only 19% of drafted tokens were accepted and decoding took 2.6× longer on the sample
     # (`python bench/ctc_draft.py --rounds 1`, 2-core VM under load; session-3 note, issue 7).
     ctc_draft: bool = False
+    # λ of joint CTC/LLM decoding (engine/ctc_fusion.py): each of the LLM's top ``ctc_top_k`` tokens scores
+    # (1 − λ)·log P_LLM + λ·(its token-CTC prefix-probability gain), so the adapter's CTC keeps the LLM on what
+    # the audio holds; 0 = the LLM alone. Needs a model trained with a token CTC (token_ctc_weight > 0).
+    # 0.3 measured on the first 20 utterances of each dev set (SFT checkpoint, greedy): WER at λ 0 / 0.3 / 0.5 was
+    # asterisk-dev 70.4% / 29.2% / 28.0% (the LLM alone paraphrased and cut the long prompts short),
+    # dev-tts 33.5% / 33.9% / 34.9%, dev-noisy 69.3% / 64.2% / 67.4%.
+    ctc_weight: float = 0.3
+    ctc_top_k: int = 8
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -63,12 +71,19 @@ class DecodingOptions:
             raise ValueError(f"hotword_boost must be ≥ 0, got {self.hotword_boost}")
         if not 0.0 <= self.context_weight <= 1.0:
             raise ValueError(f"context_weight must be between 0 and 1, got {self.context_weight}")
+        if not 0.0 <= self.ctc_weight < 1.0:
+            raise ValueError(f"ctc_weight must be ≥ 0 and < 1, got {self.ctc_weight}")
+        if self.ctc_top_k < 1:
+            raise ValueError(f"ctc_top_k must be ≥ 1, got {self.ctc_top_k}")
         if self.no_repeat_ngram_size < 0:
             raise ValueError(f"no_repeat_ngram_size must be ≥ 0, got {self.no_repeat_ngram_size}")
 
     def biased_like(self, other: DecodingOptions) -> DecodingOptions:
-        """These options with ``other``'s biasing (hotword boost, context weight α): how a fallback retry keeps the user's choice."""
-        return replace(self, hotword_boost=other.hotword_boost, context_weight=other.context_weight)
+        """These options with ``other``'s biasing (hotword boost, context weight α, CTC weight λ and its top k):
+        how a fallback retry keeps the user's choice."""
+        return replace(
+            self, hotword_boost=other.hotword_boost, context_weight=other.context_weight, ctc_weight=other.ctc_weight, ctc_top_k=other.ctc_top_k
+        )
 
     def max_new_tokens(self, duration_s: float) -> int:
         return max(self.min_new_tokens_cap, int(duration_s * self.max_tokens_per_second) + 1)

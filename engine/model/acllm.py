@@ -11,6 +11,7 @@ from torch import nn
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from engine.biasing import ContextMix, HotwordBoost, TokenTrie
+from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer
 from engine.decoding import DecodingOptions
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
@@ -372,6 +373,8 @@ class AcLLM(nn.Module):
             processors.append(ContextMix(options.context_weight))
             contexts = contexts + contexts  # both halves get the same hotword boost, so they stay in step
         processors.extend(self._hotword_boost(contexts, options) or [])
+        if self._fuse_ctc(options):
+            processors.append(self._ctc_fusion(audio.embeds, audio.embed_lengths, options))  # last: it reads the others' scores
         out = self.llm.generate(
             inputs_embeds=self.splice(inputs, audio),
             attention_mask=inputs.attention_mask.to(self.device),
@@ -405,7 +408,16 @@ class AcLLM(nn.Module):
     def _can_draft(self, options: DecodingOptions, contexts: list[PromptContext]) -> bool:
         """Whether verifying the token-CTC draft gives exactly what generate() would (plain greedy, no joint decoding)."""
         plain_greedy = options.beam_size == 1 and options.temperature == 0 and options.repetition_penalty == 1.0 and not options.no_repeat_ngram_size
-        return options.ctc_draft and plain_greedy and not self._joint(options, contexts) and self.config.token_ctc_weight > 0
+        return options.ctc_draft and plain_greedy and not self._joint(options, contexts) and self.config.token_ctc_weight > 0 and not options.ctc_weight
+
+    def _fuse_ctc(self, options: DecodingOptions) -> bool:
+        """Whether to decode jointly with the token CTC (a model trained without one has only an untrained head)."""
+        return options.ctc_weight > 0 and self.config.token_ctc_weight > 0
+
+    def _ctc_fusion(self, embeds: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions) -> CTCPrefixFusion:
+        queries, keys = self.adapter.token_logit_parts(embeds, self.llm.get_input_embeddings().weight)
+        scorers = [CTCPrefixScorer(row[:length], keys) for row, length in zip(queries, lengths.tolist(), strict=True)]
+        return CTCPrefixFusion(scorers, options.ctc_weight, self.prompt.eos_id, options.ctc_top_k, num_beams=options.beam_size)
 
     def _verify_drafts(
         self, inputs: ModelInputs, audio: AudioEncoding, contexts: list[PromptContext], options: DecodingOptions,

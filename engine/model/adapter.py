@@ -43,6 +43,11 @@ class FrameStackProjector(nn.Module):
 
     def token_log_probs(self, embeds: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Token-CTC log-probabilities (B, N, 1+V): index 0 is blank, 1+i is row i of table (V, D)."""
+        queries, keys = self.token_logit_parts(embeds, table)
+        return (queries @ keys.T).log_softmax(dim=-1)  # (B, N, 1+V)
+
+    def token_logit_parts(self, embeds: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The token CTC's logits as a product: scaled unit embeddings (…, N, D) @ unit label rows (1+V, D).T."""
         candidates = torch.cat([self.blank[None].to(table.dtype), table])  # (1+V, D)
-        cosine = nn.functional.normalize(embeds.float(), dim=-1) @ nn.functional.normalize(candidates.float(), dim=-1).T
-        return (self.log_scale.exp() * cosine).log_softmax(dim=-1)  # (B, N, 1+V)
+        keys = nn.functional.normalize(candidates.float(), dim=-1)
+        return self.log_scale.exp() * nn.functional.normalize(embeds.float(), dim=-1), keys

@@ -119,7 +119,7 @@ def test_the_model_decodes_the_same_with_and_without_its_draft(runtime_cpu):
     rng = np.random.default_rng(0)
     frames, lengths = model.encode_frames(model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (24000, 56000)]))
     contexts = [PromptContext(hotwords=("Zanzibar",)), PromptContext()]
-    options = DecodingOptions(min_new_tokens_cap=24, ctc_draft=True, context_weight=1.0)  # drafts need one stream: no joint decoding
+    options = DecodingOptions(min_new_tokens_cap=24, ctc_draft=True, context_weight=1.0, ctc_weight=0.0)  # plain greedy: one stream, no CTC fusion
     assert model._can_draft(options, contexts)
     drafted = model.generate_from_frames(frames, lengths, contexts, options)
     plain = model.generate_from_frames(frames, lengths, contexts, dataclasses.replace(options, ctc_draft=False))
