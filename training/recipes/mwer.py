@@ -88,9 +88,9 @@ class MWERConfig:
         self.decoding()  # beam_size against n_best is checked there, with the engine's other options
 
     def decoding(self) -> DecodingOptions:
-        """How the N-best are decoded: plain beam search, no hotword boost, no context-free stream (α 1), so they
-        follow the scores the loss trains, P(y | speech, context)."""
-        return DecodingOptions(beam_size=self.beam_size, n_best=self.n_best, hotword_boost=0.0, context_weight=1.0)
+        """How the N-best are decoded: plain beam search, no hotword boost, no context-free stream (α 1), no
+        token-CTC fusion, so they follow the scores the loss trains, P(y | speech, context)."""
+        return DecodingOptions(beam_size=self.beam_size, n_best=self.n_best, hotword_boost=0.0, context_weight=1.0, ctc_weight=0.0)
 
 
 class SequenceScorer(nn.Module):
