@@ -162,8 +162,11 @@ class CTCPrefixFusion(LogitsProcessor):
         fresh: list[dict[tuple[int, ...], PrefixState]] = [{} for _ in self.scorers]
         for row, generated in enumerate(input_ids.tolist()):
             source = row // self.num_beams
+            if self.eos_id in generated:  # a finished row (generate() pads it): nothing left to score
+                fused[row] = log_probs[row]
+                continue
             prefix = tuple(generated)
-            state = self._state(source, prefix)
+            state = fresh[source][prefix] = self._state(source, prefix)  # kept: the parent of next step's prefix
             if not math.isfinite(state.log_prefix):  # more tokens than the frames can hold: the LLM alone
                 fused[row] = log_probs[row]
                 continue

@@ -141,3 +141,11 @@ def test_the_model_fuses_one_scorer_per_decoded_row(runtime_cpu, beam_size, monk
     made.clear()
     model.generate_from_frames(frames, lengths, contexts, dataclasses.replace(options, ctc_weight=0.0))
     assert made == []
+
+
+def test_finished_rows_are_left_alone(log_probs):
+    # generate() keeps stepping a finished row, appending padding after its end token.
+    fusion = CTCPrefixFusion([CTCPrefixScorer.from_log_probs(log_probs)], weight=0.3, eos_id=2, top_k=1)
+    scores = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
+    out = fusion(torch.tensor([[1, 2, 0, 0]]), scores)
+    assert torch.allclose(out, scores.log_softmax(dim=-1))
