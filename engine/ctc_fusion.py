@@ -37,7 +37,7 @@ NEG_INF = float("-inf")
 
 @dataclass(frozen=True)
 class PrefixState:
-    """CTC forward variables of one prefix over the chunk's frames, log space, float64."""
+    """CTC forward variables of one prefix over the chunk's frames, log space, float64, on the frames' device."""
 
     r_n: torch.Tensor  # (T,)
     r_b: torch.Tensor  # (T,)
@@ -84,7 +84,7 @@ class CTCPrefixScorer:
 
     def columns(self, tokens: list[int]) -> torch.Tensor:
         """log y_c(t) for LLM tokens c (−1: blank): (T, K), float64."""
-        keys = self.keys[torch.tensor(tokens, dtype=torch.long) + 1]
+        keys = self.keys[torch.tensor(tokens, dtype=torch.long, device=self.keys.device) + 1]
         return (self.queries @ keys.T).double() - self._log_norm[:, None]
 
     def initial(self) -> PrefixState:
@@ -99,16 +99,16 @@ class CTCPrefixScorer:
         y = self.columns(tokens).T  # (K, T)
         phi = torch.logaddexp(state.r_b, state.r_n).expand_as(y).clone()  # (K, T)
         if state.last is not None:
-            repeats = torch.tensor([t == state.last for t in tokens])
+            repeats = torch.tensor([t == state.last for t in tokens], device=y.device)
             phi[repeats] = state.r_b  # a repeated label needs a blank in between
         # φ(t−1), with what precedes the first frame: 1 for the empty prefix, 0 otherwise.
-        start = torch.full((len(tokens), 1), 0.0 if state.last is None else NEG_INF, dtype=y.dtype)
+        start = torch.full((len(tokens), 1), 0.0 if state.last is None else NEG_INF, dtype=y.dtype, device=y.device)
         phi_before = torch.cat([start, phi[:, :-1]], dim=1)
         # r_n(t) = C(t) + logcumsumexp_s≤t(φ(s−1) − C(s−1)), C the cumulative log y_c.
         c_cum, c_before = y.cumsum(dim=1), _shifted_cumsum(y)
         r_n = c_cum + torch.logcumsumexp(phi_before - c_before, dim=1)
         # r_b(t) = B(t) + logcumsumexp_{1≤s≤t}(r_n(s−1) − B(s−1)); r_b(0) = 0 in probability.
-        r_n_before = torch.cat([torch.full((len(tokens), 1), NEG_INF, dtype=y.dtype), r_n[:, :-1]], dim=1)
+        r_n_before = torch.cat([torch.full((len(tokens), 1), NEG_INF, dtype=y.dtype, device=y.device), r_n[:, :-1]], dim=1)
         r_b = self._blank_cum + torch.logcumsumexp(r_n_before - self._blank_before, dim=1)
         # P(h…): the first frame that emits c, after any alignment of g.
         log_prefix = torch.logsumexp(phi_before + y, dim=1)
@@ -177,8 +177,8 @@ class CTCPrefixFusion(LogitsProcessor):
                 gains[token] = new.log_prefix - state.log_prefix
             if self.eos_id in candidates[row]:
                 gains[self.eos_id] = state.log_final - state.log_prefix
-            ids = torch.tensor(list(gains))
-            ctc = torch.tensor(list(gains.values()), dtype=log_probs.dtype)
+            ids = torch.tensor(list(gains), device=log_probs.device)
+            ctc = torch.tensor(list(gains.values()), dtype=log_probs.dtype, device=log_probs.device)
             fused[row, ids] = (1.0 - self.weight) * log_probs[row, ids] + self.weight * ctc
         # Keep only this step's candidates (and the empty prefix): every row's next prefix is one of them.
         for source, states in enumerate(fresh):
