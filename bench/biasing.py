@@ -402,6 +402,7 @@ def main() -> int:
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--context-weight", type=_numbers(float), default=[], help="also decode with a true and a misleading "
                         "meeting paragraph (no list) at each joint-decoding weight α, e.g. 1,0.5")
+    parser.add_argument("--ctc-weight", type=float, default=DecodingOptions().ctc_weight, help="λ of the token-CTC fusion (0 = off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-peer", action="store_true", help="skip faster-whisper")
     parser.add_argument("--dump", type=Path, default=None, help="write every hypothesis to this JSONL file")
@@ -431,7 +432,7 @@ def main() -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    base = DecodingOptions(beam_size=args.beam_size)
+    base = DecodingOptions(beam_size=args.beam_size, ctc_weight=args.ctc_weight)
     decoder = CachedDecoder(model)
     meetings = {u.id: {kind: meeting_paragraph(u, pool, kind, args.seed) for kind in ("true", "misleading")} for u in utterances}
     conditions = keyscribe_conditions(args.distractors, args.boost, args.context_weight)
