@@ -77,6 +77,7 @@ class HotwordBoost(LogitsProcessor):
         self.bonus = bonus
         self.num_beams = num_beams
         self.max_depth = max_depth  # only this many trailing tokens can be inside a hotword
+        self.last_boost: torch.Tensor | None = None  # the latest step's adjustment (B·beams, V), read by CTCPrefixFusion
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         # input_ids (B·beams, t): generate() passes only the new tokens when decoding from embeddings
@@ -90,6 +91,7 @@ class HotwordBoost(LogitsProcessor):
             boost[row, list(trie.root.children)] = self.bonus * (1 - depth)  # ... unless another one starts
             if continuations:
                 boost[row, list(continuations)] = self.bonus
+        self.last_boost = boost
         return scores + boost
 
 

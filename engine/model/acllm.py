@@ -372,9 +372,10 @@ class AcLLM(nn.Module):
             inputs = self.prompt.assemble(prompts + [self.prompt.render(PromptContext())] * n_inputs, audio.embed_lengths.tolist())
             processors.append(ContextMix(options.context_weight))
             contexts = contexts + contexts  # both halves get the same hotword boost, so they stay in step
-        processors.extend(self._hotword_boost(contexts, options) or [])
-        if self._fuse_ctc(options):
-            processors.append(self._ctc_fusion(audio.embeds, audio.embed_lengths, options))  # last: it reads the others' scores
+        boost = self._hotword_boost(contexts, options)
+        processors.extend(boost or [])
+        if self._fuse_ctc(options):  # last: it reads the others' scores
+            processors.append(self._ctc_fusion(audio.embeds, audio.embed_lengths, options, boost[0] if boost else None))
         out = self.llm.generate(
             inputs_embeds=self.splice(inputs, audio),
             attention_mask=inputs.attention_mask.to(self.device),
@@ -414,10 +415,12 @@ class AcLLM(nn.Module):
         """Whether to decode jointly with the token CTC (a model trained without one has only an untrained head)."""
         return options.ctc_weight > 0 and self.config.token_ctc_weight > 0
 
-    def _ctc_fusion(self, embeds: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions) -> CTCPrefixFusion:
+    def _ctc_fusion(
+        self, embeds: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions, hotwords: HotwordBoost | None = None
+    ) -> CTCPrefixFusion:
         queries, keys = self.adapter.token_logit_parts(embeds, self.llm.get_input_embeddings().weight)
         scorers = [CTCPrefixScorer(row[:length], keys) for row, length in zip(queries, lengths.tolist(), strict=True)]
-        return CTCPrefixFusion(scorers, options.ctc_weight, self.prompt.eos_id, options.ctc_top_k, num_beams=options.beam_size)
+        return CTCPrefixFusion(scorers, options.ctc_weight, self.prompt.eos_id, options.ctc_top_k, options.beam_size, hotwords)
 
     def _verify_drafts(
         self, inputs: ModelInputs, audio: AudioEncoding, contexts: list[PromptContext], options: DecodingOptions,

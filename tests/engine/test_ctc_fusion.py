@@ -149,3 +149,23 @@ def test_finished_rows_are_left_alone(log_probs):
     scores = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
     out = fusion(torch.tensor([[1, 2, 0, 0]]), scores)
     assert torch.allclose(out, scores.log_softmax(dim=-1))
+
+
+def test_a_token_the_hotword_boost_rewards_never_loses_to_the_ctc():
+    # The CTC says "token 1" at every frame; the boost is writing token 2 (a hotword's next piece).
+    ctc = torch.full((4, 4), -9.0, dtype=torch.float64)
+    ctc[:, 2] = 0.0
+    ctc = ctc.log_softmax(dim=-1)
+
+    class Boost:  # what CTCPrefixFusion reads of engine.biasing.HotwordBoost
+        last_boost = torch.tensor([[0.0, 0.0, 3.0, 0.0]])
+
+    scores = torch.log(torch.tensor([[0.3, 0.3, 0.3, 0.1]]))
+    plain = CTCPrefixFusion([CTCPrefixScorer.from_log_probs(ctc)], weight=0.5, eos_id=3, top_k=4)(torch.zeros((1, 0), dtype=torch.long), scores)
+    guarded = CTCPrefixFusion([CTCPrefixScorer.from_log_probs(ctc)], weight=0.5, eos_id=3, top_k=4, hotwords=Boost())(
+        torch.zeros((1, 0), dtype=torch.long), scores
+    )
+    log_probs = scores.log_softmax(dim=-1)
+    assert plain[0, 2] < 0.5 * log_probs[0, 2] - 1.0  # the CTC alone buries the hotword token
+    assert guarded[0, 2] == pytest.approx(0.5 * float(log_probs[0, 2]))  # its CTC loss is clipped at 0
+    assert torch.equal(guarded[0, [0, 1, 3]], plain[0, [0, 1, 3]])  # the other tokens are scored as before
