@@ -47,11 +47,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.audio import SAMPLE_RATE  # noqa: E402
-from engine.decoding import DecodingOptions, looks_degenerate  # noqa: E402
+from engine.decoding import DecodingOptions  # noqa: E402
 from engine.hotwords import retrieve  # noqa: E402
 from engine.model.encoder import CHUNK_SECONDS  # noqa: E402
 from engine.prompt import PromptContext  # noqa: E402
-from engine.transcribe import SILENCE_RMS, TranscribeOptions  # noqa: E402
+from engine.transcribe import SILENCE_RMS, TranscribeOptions, generate_with_fallback  # noqa: E402
 from training.data.manifest import Utterance, read_manifest  # noqa: E402
 from training.evaluate import normalize  # noqa: E402
 
@@ -240,12 +240,8 @@ class CachedDecoder:
         if len(hotwords) > self.options.prompt_hotwords:
             hypothesis = self.model.ctc_hypotheses(encoded.frames, encoded.lengths)[0]
             context = replace(context, hotwords=retrieve(hotwords, hypothesis, limit=self.options.prompt_hotwords))
-        text = self.model.generate_from_frames(encoded.frames, encoded.lengths, [context], decoding)[0].text
-        if self.options.fallback is not None and looks_degenerate(text):
-            # The retry keeps the condition's boost and α, as Transcriber's does.
-            fallback = self.options.fallback.biased_like(decoding)
-            text = self.model.generate_from_frames(encoded.frames, encoded.lengths, [context], fallback)[0].text
-        return text
+        # A looping text is decoded again with the fallback options, keeping the condition's biasing, as Transcriber's is.
+        return generate_with_fallback(self.model, encoded.frames, encoded.lengths, [context], decoding, self.options.fallback)[0].text
 
 
 def _rms(samples: np.ndarray) -> float:

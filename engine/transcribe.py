@@ -18,7 +18,7 @@ from engine.audio import SAMPLE_RATE, iter_audio_blocks, probe_duration_s
 from engine.decoding import DecodingOptions, looks_degenerate
 from engine.hotwords import retrieve
 from engine.journal import Journal
-from engine.model.acllm import ENCODER_FRAME_S, AcLLM
+from engine.model.acllm import ENCODER_FRAME_S, AcLLM, Hypothesis
 from engine.model.encoder import CHUNK_SECONDS
 from engine.prompt import PromptContext
 from engine.segment import Chunk, SegmentOptions, iter_chunks
@@ -144,17 +144,7 @@ class Transcriber:
                     for hypothesis in self.model.ctc_hypotheses(frames, lengths)
                 ]
             should_stop = cancel.is_set if cancel is not None else None
-            hyps = self.model.generate_from_frames(frames, lengths, contexts, self.options.decoding, should_stop)
-            if self.options.fallback is not None and not (cancel is not None and cancel.is_set()):
-                looping = [j for j, hyp in enumerate(hyps) if looks_degenerate(hyp.text)]
-                if looping:
-                    # The retry also drops the history: a loop is often the model continuing it.
-                    retry = self.model.generate_from_frames(
-                        frames[looping], lengths[looping], [replace(contexts[j], history="") for j in looping],
-                        self.options.fallback.biased_like(self.options.decoding), should_stop,
-                    )
-                    for j, hyp in zip(looping, retry, strict=True):
-                        hyps[j] = hyp
+            hyps = generate_with_fallback(self.model, frames, lengths, contexts, self.options.decoding, self.options.fallback, should_stop)
             for i, hyp in zip(voiced, hyps, strict=True):
                 texts[i], logprobs[i] = hyp.text, hyp.avg_logprob
             if self.options.word_timestamps:
@@ -163,6 +153,26 @@ class Transcriber:
                     chunk = batch[i]
                     words[i] = word_times(texts[i], log_probs, self.model.ctc.index, chunk.start_s, chunk.end_s, ENCODER_FRAME_S)
         return texts, logprobs, words
+
+
+def generate_with_fallback(
+    model: AcLLM, frames, lengths, contexts: list[PromptContext], decoding: DecodingOptions, fallback: DecodingOptions | None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Hypothesis]:
+    """Decode chunks from their encoder frames; those whose text loops are decoded again with ``fallback``
+    (keeping ``decoding``'s biasing settings) and without history, unless ``should_stop`` says stop."""
+    hyps = model.generate_from_frames(frames, lengths, contexts, decoding, should_stop)
+    if fallback is None or (should_stop is not None and should_stop()):
+        return hyps
+    looping = [j for j, hyp in enumerate(hyps) if looks_degenerate(hyp.text)]
+    if looping:
+        # The retry also drops the history: a loop is often the model continuing it.
+        retry = model.generate_from_frames(
+            frames[looping], lengths[looping], [replace(contexts[j], history="") for j in looping], fallback.biased_like(decoding), should_stop
+        )
+        for j, hyp in zip(looping, retry, strict=True):
+            hyps[j] = hyp
+    return hyps
 
 
 def _rms(samples: np.ndarray) -> float:

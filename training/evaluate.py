@@ -70,11 +70,11 @@ class SystemResult:
 
 def transcribe_with_keyscribe(model, utterances: Sequence[Utterance], beam_size: int = 1, batch_size: int = 8) -> list[str]:
     """Each utterance as one chunk, decoded as the engine decodes it: a looping text is decoded again
-    with the Transcriber's fallback options (engine/transcribe.py), which keep the biasing settings."""
+    with the Transcriber's fallback options (engine.transcribe.generate_with_fallback)."""
     from engine.audio import load_audio
-    from engine.decoding import DecodingOptions, looks_degenerate
+    from engine.decoding import DecodingOptions
     from engine.prompt import PromptContext
-    from engine.transcribe import TranscribeOptions
+    from engine.transcribe import TranscribeOptions, generate_with_fallback
 
     options = DecodingOptions(beam_size=beam_size)
     fallback = TranscribeOptions().fallback
@@ -82,12 +82,7 @@ def transcribe_with_keyscribe(model, utterances: Sequence[Utterance], beam_size:
     for start in range(0, len(utterances), batch_size):
         batch = utterances[start : start + batch_size]
         frames, lengths = model.encode_frames(model.frontend([load_audio(u.audio) for u in batch]))
-        hyps = [h.text for h in model.generate_from_frames(frames, lengths, [PromptContext()] * len(batch), options)]
-        for i, text in enumerate(hyps):
-            if fallback is not None and looks_degenerate(text):
-                retry = fallback.biased_like(options)
-                hyps[i] = model.generate_from_frames(frames[i : i + 1], lengths[i : i + 1], [PromptContext()], retry)[0].text
-        texts += hyps
+        texts += [h.text for h in generate_with_fallback(model, frames, lengths, [PromptContext()] * len(batch), options, fallback)]
     return texts
 
 
