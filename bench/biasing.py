@@ -238,8 +238,8 @@ class CachedDecoder:
             return ""
         context = PromptContext(meeting=meeting, hotwords=hotwords)
         if len(hotwords) > self.options.prompt_hotwords:
-            hypothesis = self.model.ctc_hypotheses(encoded.frames, encoded.lengths)[0]
-            context = replace(context, hotwords=retrieve(hotwords, hypothesis, limit=self.options.prompt_hotwords))
+            log_probs = self.model.ctc_log_probs(encoded.frames, encoded.lengths)[0]
+            context = replace(context, hotwords=retrieve(hotwords, log_probs, self.model.ctc.encode, limit=self.options.prompt_hotwords))
         # A looping text is decoded again with the fallback options, keeping the condition's biasing, as Transcriber's is.
         return generate_with_fallback(self.model, encoded.frames, encoded.lengths, [context], decoding, self.options.fallback)[0].text
 

@@ -137,18 +137,21 @@ class Transcriber:
             features = self.model.frontend([batch[i].samples for i in voiced])
             frames, lengths = self.model.encode_frames(features)
             contexts = [context] * len(voiced)
+            char_log_probs = None  # the CTC head's posteriors per chunk, when something needs them
             if len(context.hotwords) > self.options.prompt_hotwords:
-                # Too many terms for one prompt: each chunk gets those its first pass suggests.
+                # Too many terms for one prompt: each chunk gets those its first pass spots.
+                char_log_probs = self.model.ctc_log_probs(frames, lengths)
                 contexts = [
-                    replace(context, hotwords=retrieve(context.hotwords, hypothesis, limit=self.options.prompt_hotwords))
-                    for hypothesis in self.model.ctc_hypotheses(frames, lengths)
+                    replace(context, hotwords=retrieve(context.hotwords, log_probs, self.model.ctc.encode, limit=self.options.prompt_hotwords))
+                    for log_probs in char_log_probs
                 ]
             should_stop = cancel.is_set if cancel is not None else None
             hyps = generate_with_fallback(self.model, frames, lengths, contexts, self.options.decoding, self.options.fallback, should_stop)
             for i, hyp in zip(voiced, hyps, strict=True):
                 texts[i], logprobs[i] = hyp.text, hyp.avg_logprob
             if self.options.word_timestamps:
-                char_log_probs = self.model.ctc_log_probs(frames, lengths)  # B arrays (T_b, V)
+                if char_log_probs is None:
+                    char_log_probs = self.model.ctc_log_probs(frames, lengths)  # B arrays (T_b, V)
                 for i, log_probs in zip(voiced, char_log_probs, strict=True):
                     chunk = batch[i]
                     words[i] = word_times(texts[i], log_probs, self.model.ctc.index, chunk.start_s, chunk.end_s, ENCODER_FRAME_S)

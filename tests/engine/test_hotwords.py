@@ -1,11 +1,15 @@
-"""Hotword files and per-chunk retrieval from a first-pass hypothesis."""
+"""Hotword files and per-chunk retrieval from the first pass's CTC posteriors."""
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 
 from engine.errors import KeyscribeError
 from engine.hotwords import parse_hotwords, read_hotwords, retrieve
+from engine.kws import keyword_scores
 
 
 def test_parse_handles_comments_duplicates_case_and_spacing():
@@ -25,6 +29,29 @@ def test_read_gives_clear_errors(tmp_path):
     assert read_hotwords(good) == ("Müller", "Kowalski")
 
 
+ALPHABET = " abcdefghijklmnopqrstuvwxyz0123456789'"
+INDEX = {ch: i + 1 for i, ch in enumerate(ALPHABET)}  # as CharCTC: 0 is the blank
+
+
+def spell(text: str) -> list[int]:
+    return [INDEX[ch] for ch in " ".join("".join(ch if ch in INDEX else " " for ch in text.lower()).split())]
+
+
+def posteriors(heard: list[dict[str, float]]) -> np.ndarray:
+    """CTC log-probabilities for a first pass that heard each position's characters with these weights,
+    one frame per position with a blank frame after it (the rest of each frame's mass is spread thin)."""
+    frames = []
+    for weights in heard:
+        row = np.full(len(ALPHABET) + 1, 1e-4)
+        for ch, w in weights.items():
+            row[INDEX[ch]] = w
+        frames.append(row / row.sum())
+        blank = np.full(len(ALPHABET) + 1, 1e-4)
+        blank[0] = 1.0
+        frames.append(blank / blank.sum())
+    return np.log(np.array(frames))
+
+
 def test_retrieve_finds_misheard_terms_among_many_distractors():
     from faker import Faker
 
@@ -33,13 +60,56 @@ def test_retrieve_finds_misheard_terms_among_many_distractors():
     distractors = {fake.name() for _ in range(600)} | {fake.company() for _ in range(400)}
     true_terms = ("Raghunathan", "Novartis", "Rotterdam harbour")
     hotwords = tuple(sorted(distractors)) + true_terms
-    # A CTC first pass spells what it hears: lower case, no punctuation, small slips.
-    hypothesis = "our next speaker is doctor priya ragunathan from novartis she runs the roterdam harbour project"
-    chosen = retrieve(hotwords, hypothesis, limit=20)
+    spoken = "our next speaker is doctor priya raghunathan from novartis she runs the rotterdam harbour project"
+    # The first pass's argmax slips on some letters of the names, but keeps mass on the right ones.
+    slips = {spoken.index("raghunathan") + 2: "", spoken.index("novartis") + 4: "e", spoken.index("rotterdam") + 3: ""}
+    heard = []
+    for i, ch in enumerate(spoken):
+        if i in slips:
+            heard.append({slips[i] or " ": 0.55, ch: 0.4})
+        else:
+            heard.append({ch: 0.95})
+    chosen = retrieve(hotwords, posteriors(heard), spell, limit=20)
     assert len(chosen) <= 20
     assert set(true_terms) <= set(chosen)
+    assert list(chosen) == [t for t in hotwords if t in chosen]  # the user's order
 
 
 def test_retrieve_returns_short_lists_whole_and_nothing_for_silence():
-    assert retrieve(("Alpha", "Beta"), "", limit=20) == ("Alpha", "Beta")
-    assert retrieve(tuple(f"Term{i:03d}" for i in range(50)), "", limit=20) == ()
+    silence = np.log(np.tile(np.r_[1.0, np.full(len(ALPHABET), 1e-6)], (50, 1)))
+    assert retrieve(("Alpha", "Beta"), silence, spell, limit=20) == ("Alpha", "Beta")
+    assert retrieve(tuple(f"Term{i:03d}" for i in range(50)), silence, spell, limit=20) == ()
+
+
+def test_keyword_scores_match_a_brute_force_search_over_spans_and_paths():
+    rng = np.random.default_rng(3)
+    n_frames, vocab = 6, 4
+    log_probs = np.log(rng.dirichlet(np.ones(vocab), size=n_frames))
+    ratio = log_probs - log_probs.max(axis=1, keepdims=True)
+    terms = [[1], [2, 3], [1, 1], [3, 2, 1], [2, 2, 3], [1, 2, 3, 1], [2, 3, 2, 1, 3, 2], [1, 1, 1, 1], []]
+
+    def collapse(path):
+        out = [label for k, label in enumerate(path) if label != 0 and (k == 0 or label != path[k - 1])]
+        return out
+
+    def brute(term):
+        best = -np.inf
+        for start in range(n_frames):
+            for end in range(start + 1, n_frames + 1):
+                for path in itertools.product(range(vocab), repeat=end - start):
+                    if term and collapse(list(path)) == term:
+                        best = max(best, sum(ratio[start + k, label] for k, label in enumerate(path)))
+        return best / max(1, len(term))
+
+    got = keyword_scores(log_probs, terms)
+    expected = np.array([brute(t) for t in terms])
+    assert np.isneginf(got[-1]) and np.isneginf(expected[-1])  # the empty term
+    assert np.isneginf(got[-2]) and np.isneginf(expected[-2])  # repeats need blanks between: 7 frames, has 6
+    np.testing.assert_allclose(got[:-2], expected[:-2], rtol=1e-5, atol=1e-5)
+
+
+def test_keyword_scores_are_zero_for_what_the_greedy_path_spells():
+    heard = [{ch: 0.9} for ch in "call siobhan now"]
+    scores = keyword_scores(posteriors(heard), [spell("siobhan"), spell("call"), spell("shavon")])
+    assert scores[0] == pytest.approx(0.0, abs=1e-6) and scores[1] == pytest.approx(0.0, abs=1e-6)
+    assert scores[2] < -3.0

@@ -28,9 +28,17 @@ class FakeModel:
     ctc = CharCTC(DEFAULT_CTC_ALPHABET)
 
     def ctc_log_probs(self, frames, lengths):
-        """Uninformative posteriors: every label equally likely on every 20 ms frame."""
+        """Posteriors whose best path spells ``first_pass`` (a character frame, then a blank one), or
+        uninformative ones (every label equally likely on every 20 ms frame) without a first pass."""
         size = self.ctc.vocab_size
-        return [np.full((int(d / 0.02), size), -np.log(size)) for d in frames.tolist()]
+        if not self.first_pass:
+            return [np.full((int(d / 0.02), size), -np.log(size)) for d in frames.tolist()]
+        peaked = np.full((2 * len(self.first_pass), size), 1e-3)
+        for i, label in enumerate(self.ctc.encode(self.first_pass)):
+            peaked[2 * i, label] = 1.0
+            peaked[2 * i + 1, 0] = 1.0
+        peaked /= peaked.sum(axis=1, keepdims=True)
+        return [np.log(peaked)] * len(frames)
 
     def __init__(self, first_pass: str = ""):
         self.frontend = LogMelFrontend()
