@@ -98,12 +98,19 @@ class PromptBuilder:
         prompts: list[PromptIds],
         audio_lengths: list[int],
         targets: list[list[int]] | None = None,
+        shared: int = 0,
     ) -> ModelInputs:
         """Lay out prefix · audio · suffix (· target) per row and pad to one length.
 
         Rows with targets (training) are padded on the right; rows without
-        (generation) on the left, so every row's next token comes last.
+        (generation) on the left, so every row's next token comes last. With
+        ``shared`` (generation only), the first ``shared`` tokens, the same in
+        every row, stay in front and the padding goes right after them, so
+        they sit at the same positions in every row and one computed key/value
+        cache of them serves the whole batch (AcLLM.generate_from_frames).
         """
+        if shared and (targets is not None or len({tuple(p.prefix[:shared]) for p in prompts}) > 1 or min(len(p.prefix) for p in prompts) < shared):
+            raise ValueError(f"shared={shared}: only for generation, and every prompt must begin with the same {shared} tokens")
         rows, masks, labels = [], [], []
         for i, (prompt, n_audio) in enumerate(zip(prompts, audio_lengths, strict=True)):
             target = list(targets[i]) if targets is not None else []
@@ -118,7 +125,7 @@ class PromptBuilder:
 
         def pad(seq: list, value) -> list:
             filler = [value] * (width - len(seq))
-            return filler + seq if left else seq + filler
+            return seq[:shared] + filler + seq[shared:] if left else seq + filler
 
         return ModelInputs(
             input_ids=torch.tensor([pad(r, self.pad_id) for r in rows], dtype=torch.long),

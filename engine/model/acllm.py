@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
@@ -15,7 +16,9 @@ from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer
 from engine.decoding import DecodingOptions
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
-from engine.model.encoder import ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, Features, LogMelFrontend, SpeechEncoder
+from engine.model.encoder import (
+    ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, SAMPLES_PER_FRAME, Features, LogMelFrontend, SpeechEncoder, pack_windows,
+)
 from engine.model.runtime import Runtime
 from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContext
 from engine.speculative import greedy_with_draft
@@ -100,6 +103,15 @@ class _StopWhen(StoppingCriteria):
 def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
     """CTC loss with blank 0 from batch-first log-probabilities (B, T, V)."""
     return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, input_lengths, target_lengths, blank=0, zero_infinity=True)
+
+
+def _common_prefix_length(sequences: list[tuple[int, ...]]) -> int:
+    """How many leading items all the sequences share."""
+    length = min(len(seq) for seq in sequences)
+    for i in range(length):
+        if len({seq[i] for seq in sequences}) > 1:
+            return i
+    return length
 
 
 def _printable(text: str) -> str:
@@ -317,6 +329,32 @@ class AcLLM(nn.Module):
         return self.encoder(features.mel.to(self.device), features.mel_lengths.to(self.device))
 
     @torch.inference_mode()
+    def encode_chunks(self, chunks: list[np.ndarray], pack: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder frames (B, T, C) and lengths (B,) for B chunks of audio (1-D, 16 kHz, ≤ 30 s each).
+
+        Whisper's encoder costs as much for a 5 s chunk as for 30 s (every window is padded to 30 s),
+        so with ``pack`` consecutive chunks share windows: their audio is laid end to end, each padded
+        with zeros to whole 20 ms frames, and each chunk's frames are cut back out of its window's
+        output. The chunks of a long recording are consecutive stretches of it, so a packed window
+        looks like the recording itself; a chunk's frames do see its neighbours' audio, which a lone
+        window does not (README, Performance, has the measured effect on WER).
+        """
+        if not pack:
+            return self.encode_frames(self.frontend(chunks))
+        windows = pack_windows([len(c) for c in chunks])
+        padded = [np.pad(c, (0, max(1, -(-len(c) // SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME - len(c))) for c in chunks]
+        hidden, _ = self.encode_frames(self.frontend([np.concatenate([padded[i] for i in window]) for window in windows]))
+        pieces: list[torch.Tensor] = [hidden[:0, 0]] * len(chunks)
+        for row, window in enumerate(windows):
+            offset = 0
+            for i in window:
+                n_frames = len(padded[i]) // SAMPLES_PER_FRAME
+                pieces[i] = hidden[row, offset : offset + n_frames]
+                offset += n_frames
+        lengths = torch.tensor([len(p) for p in pieces], dtype=torch.long, device=hidden.device)
+        return torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True), lengths
+
+    @torch.inference_mode()
     def ctc_hypotheses(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list[str]:
         """The CTC head's first-pass text per chunk (lower case, no punctuation)."""
         return self.ctc.greedy_decode(self.encoder.ctc_log_probs(frames), frame_lengths)
@@ -360,18 +398,22 @@ class AcLLM(nn.Module):
         embeds, embed_lengths = self.adapter(frames, frame_lengths)
         audio = AudioEncoding(frames, frame_lengths, embeds, embed_lengths)
         prompts = [self.prompt.render(c) for c in contexts]
-        inputs = self.prompt.assemble(prompts, embed_lengths.tolist())
         duration_s = float(frame_lengths.max()) * ENCODER_FRAME_S
         if self._can_draft(options, contexts):
+            inputs = self.prompt.assemble(prompts, embed_lengths.tolist())
             return self._verify_drafts(inputs, audio, contexts, options, duration_s, should_stop)
         n_inputs = len(contexts)
         processors = LogitsProcessorList()
         if self._joint(options, contexts):
             # Joint decoding: every chunk again without its context, mixed in by ContextMix; only the first half is kept.
             audio = AudioEncoding(*(torch.cat([t, t]) for t in (frames, frame_lengths, embeds, embed_lengths)))
-            inputs = self.prompt.assemble(prompts + [self.prompt.render(PromptContext())] * n_inputs, audio.embed_lengths.tolist())
+            prompts = prompts + [self.prompt.render(PromptContext())] * n_inputs
             processors.append(ContextMix(options.context_weight))
             contexts = contexts + contexts  # both halves get the same hotword boost, so they stay in step
+        # The prompt's opening (system message, and the context when every row has the same) is computed once for
+        # the batch, not once per row. Greedy only: beam search copies its inputs per beam.
+        shared = _common_prefix_length([p.prefix for p in prompts]) if options.beam_size == 1 and len(prompts) > 1 else 0
+        inputs = self.prompt.assemble(prompts, audio.embed_lengths.tolist(), shared=shared)
         boost = self._hotword_boost(contexts, options)
         processors.extend(boost or [])
         if self._fuse_ctc(options):  # last: it reads the others' scores
@@ -379,6 +421,7 @@ class AcLLM(nn.Module):
         out = self.llm.generate(
             inputs_embeds=self.splice(inputs, audio),
             attention_mask=inputs.attention_mask.to(self.device),
+            past_key_values=self._prefix_cache(inputs.input_ids[0, :shared], len(prompts)) if shared else None,
             stopping_criteria=StoppingCriteriaList([_StopWhen(should_stop)]) if should_stop is not None else None,
             logits_processor=processors or None,
             **options.generate_kwargs(duration_s, self.prompt.eos_id, self.prompt.pad_id),
@@ -390,6 +433,13 @@ class AcLLM(nn.Module):
             return [self._hypothesis(ids, score=score) for ids, score in zip(sequences.tolist(), scores, strict=True)]
         step = self.llm.compute_transition_scores(sequences, tuple(s[:kept_rows] for s in out.scores), normalize_logits=True)  # (B, new)
         return [self._hypothesis(ids, step_log_probs=row) for ids, row in zip(sequences.tolist(), step.tolist(), strict=True)]
+
+    def _prefix_cache(self, ids: torch.Tensor, batch_size: int):
+        """The LLM's key/value cache of the token ids ``ids`` (the batch's common opening), for ``batch_size`` rows."""
+        embeds = self.llm.get_input_embeddings()(ids.to(self.device)[None])
+        cache = self.llm(inputs_embeds=embeds, use_cache=True, logits_to_keep=1).past_key_values
+        cache.batch_repeat_interleave(batch_size)
+        return cache
 
     def _hypothesis(self, ids: list[int], score: float | None = None, step_log_probs: list[float] | None = None) -> Hypothesis:
         """One decoded row: its text up to the end token, scored by the beam's ``score`` or, for greedy

@@ -24,6 +24,24 @@ def encoder_frames_for(n_mel_frames: int) -> int:
     return -(-n_mel_frames // ENCODER_STRIDE)
 
 
+SAMPLES_PER_FRAME = HOP_SAMPLES * ENCODER_STRIDE  # one 20 ms encoder frame
+
+
+def pack_windows(n_samples: list[int], capacity: int = N_SAMPLES) -> list[list[int]]:
+    """Consecutive chunks grouped so each group, every chunk padded to whole encoder frames, fits in
+    ``capacity`` samples; a chunk longer than that gets a group of its own. Order is kept."""
+    windows: list[list[int]] = []
+    used = capacity
+    for i, n in enumerate(n_samples):
+        padded = max(1, -(-n // SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME
+        if used + padded > capacity:
+            windows.append([])
+            used = 0
+        windows[-1].append(i)
+        used += padded
+    return windows
+
+
 @dataclass(frozen=True)
 class Features:
     """A padded batch of log-mel features for ≤ 30 s chunks."""

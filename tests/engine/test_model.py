@@ -200,3 +200,73 @@ def test_merging_lora_for_inference_keeps_the_output(runtime_cpu):
     with pytest.raises(ValueError, match="merged for inference"):
         model.trainable_state_dict()
     assert not build_model(tiny_config(lora=False), runtime_cpu).merge_lora()  # nothing to merge
+
+
+def test_pack_windows_keeps_order_and_fits_whole_frames():
+    from engine.model.encoder import N_SAMPLES, SAMPLES_PER_FRAME, pack_windows
+
+    second = 16000
+    assert pack_windows([6 * second] * 11) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10]]
+    # 6 s + 1 sample rounds up to a whole 20 ms frame, so only four fit in 30 s.
+    assert pack_windows([6 * second + 1] * 5) == [[0, 1, 2, 3], [4]]
+    assert pack_windows([N_SAMPLES + SAMPLES_PER_FRAME, 100, 0]) == [[0], [1, 2]]  # too long: alone (the frontend refuses it)
+    assert pack_windows([]) == []
+
+
+def test_encode_chunks_cuts_each_chunks_frames_out_of_its_window(runtime_cpu):
+    from engine.model.encoder import SAMPLES_PER_FRAME
+
+    model = build_model(tiny_config(), runtime_cpu)
+    chunks = _audio([2.0, 3.01, 0.5, 12.0, 14.0], seed=3)
+    frames, lengths = model.encode_chunks(chunks)
+    expected_lengths = [-(-len(c) // SAMPLES_PER_FRAME) for c in chunks]
+    assert lengths.tolist() == expected_lengths
+    assert frames.shape[:2] == (5, max(expected_lengths))
+    # The first four share a window, the fifth (14 s) does not fit beside them.
+    padded = [np.pad(c, (0, n * SAMPLES_PER_FRAME - len(c))) for c, n in zip(chunks, expected_lengths, strict=True)]
+    window, _ = model.encode_frames(model.frontend([np.concatenate(padded[:4])]))
+    offsets = np.cumsum([0] + expected_lengths[:4])
+    for i in range(4):
+        torch.testing.assert_close(frames[i, : expected_lengths[i]], window[0, offsets[i] : offsets[i + 1]])
+        assert not frames[i, expected_lengths[i] :].any()  # padding past the chunk's length
+    alone, alone_lengths = model.encode_frames(model.frontend([chunks[4]]))
+    torch.testing.assert_close(frames[4, : expected_lengths[4]], alone[0, : alone_lengths[0]])
+    # Unpacked, each chunk has a window of its own, as in training.
+    unpacked, unpacked_lengths = model.encode_chunks(chunks, pack=False)
+    assert unpacked_lengths.tolist() == expected_lengths
+    first, _ = model.encode_frames(model.frontend([chunks[0]]))
+    torch.testing.assert_close(unpacked[0, : expected_lengths[0]], first[0, : expected_lengths[0]])
+
+
+def test_assemble_puts_the_padding_after_the_shared_opening(runtime_cpu):
+    from engine.prompt import PromptIds
+
+    model = build_model(tiny_config(), runtime_cpu)
+    pad = model.prompt.pad_id
+    prompts = [PromptIds(prefix=(1, 2, 3, 4), suffix=(9,)), PromptIds(prefix=(1, 2, 5), suffix=(9,))]
+    inputs = model.prompt.assemble(prompts, [2, 1], shared=2)
+    assert inputs.input_ids.tolist() == [[1, 2, 3, 4, pad, pad, 9], [1, 2, pad, pad, 5, pad, 9]]
+    assert inputs.attention_mask.tolist() == [[1] * 7, [1, 1, 0, 0, 1, 1, 1]]
+    assert inputs.audio_mask.tolist() == [[False] * 4 + [True, True, False], [False] * 5 + [True, False]]
+    with pytest.raises(ValueError, match="same 3 tokens"):
+        model.prompt.assemble(prompts, [2, 1], shared=3)
+
+
+@pytest.mark.parametrize("context", [PromptContext(), PromptContext(meeting="weekly sync", hotwords=("Zanzibar",))])
+def test_the_shared_prompt_cache_changes_nothing(runtime_cpu, monkeypatch, context):
+    import engine.model.acllm as acllm
+
+    model = build_model(tiny_config(), runtime_cpu)
+    frames, lengths = model.encode_chunks(_audio([1.5, 4.0, 2.5]))
+    contexts = [context, context, PromptContext()]  # the last row's prompt differs after the opening
+    options = DecodingOptions(max_tokens_per_second=4.0, min_new_tokens_cap=8, context_weight=0.5)
+    calls = []
+    real = model._prefix_cache
+    monkeypatch.setattr(model, "_prefix_cache", lambda ids, n: calls.append((len(ids), n)) or real(ids, n))
+    shared = model.generate_from_frames(frames, lengths, contexts, options)
+    assert calls and calls[0][0] > 0
+    monkeypatch.setattr(acllm, "_common_prefix_length", lambda sequences: 0)
+    alone = model.generate_from_frames(frames, lengths, contexts, options)
+    assert [h.token_ids for h in shared] == [h.token_ids for h in alone]
+    np.testing.assert_allclose([h.avg_logprob for h in shared], [h.avg_logprob for h in alone], rtol=1e-5, atol=1e-5)
+    assert len(calls) == 1  # the second run computed every row's prompt in full
