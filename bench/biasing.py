@@ -241,6 +241,7 @@ class CachedDecoder:
             log_probs = self.model.ctc_log_probs(encoded.frames, encoded.lengths)[0]
             context = replace(context, hotwords=retrieve(hotwords, log_probs, self.model.ctc.encode, limit=self.options.prompt_hotwords))
         # A looping text is decoded again with the fallback options, keeping the condition's biasing, as Transcriber's is.
+        decoding = replace(decoding, hotword_boost=decoding.boost_for(len(hotwords)))
         return generate_with_fallback(self.model, encoded.frames, encoded.lengths, [context], decoding, self.options.fallback)[0].text
 
 
@@ -253,7 +254,7 @@ def _rms(samples: np.ndarray) -> float:
 class Condition:
     system: str  # "keyscribe" or "peer"
     distractors: int | None  # None: no list; 0: the true list alone
-    boost: float = 0.0  # Keyscribe's hotword_boost (unused without a list and for the peer)
+    boost: float | None = 0.0  # Keyscribe's hotword_boost, None = automatic (unused without a list and for the peer)
     context: str = ""  # a meeting paragraph: "" none, "true" naming the true terms, "misleading" naming distractors
     context_weight: float = 1.0  # DecodingOptions.context_weight (α); < 1 is joint decoding
 
@@ -264,7 +265,8 @@ class Condition:
             return f"peer {listed}" + (" (prompt)" if self.distractors is not None else "")
         if self.context:
             return f"keyscribe {self.context} context α {self.context_weight:g}"
-        return f"keyscribe {listed}" + (f" boost {self.boost:g}" if self.distractors is not None else "")
+        boost = "auto" if self.boost is None else f"{self.boost:g}"
+        return f"keyscribe {listed}" + (f" boost {boost}" if self.distractors is not None else "")
 
 
 @dataclass(frozen=True)
@@ -336,7 +338,7 @@ def run_peer(utterances: Sequence[Utterance], lists: dict[str, dict[int, tuple[s
     return results
 
 
-def b_wer_ratio(results: Sequence[ConditionResult], distractors: int, boost: float) -> float:
+def b_wer_ratio(results: Sequence[ConditionResult], distractors: int, boost: float | None) -> float:
     """Keyscribe's B-WER with the true+N list over its B-WER with none."""
     by_condition = {r.condition: r.counts for r in results}
     none = by_condition[Condition("keyscribe", None)].b_wer
@@ -370,13 +372,18 @@ def _pct(value: float) -> str:
 
 
 # ----------------------------------------------------------------------------- command line
-def _numbers(kind: type) -> Callable[[str], list]:
+def _numbers(kind: type, auto: bool = False) -> Callable[[str], list]:
+    """A comma-separated list of non-negative numbers; with ``auto``, the word auto stands for None."""
+
+    def one(part: str):
+        return None if auto and part.strip() == "auto" else kind(part)
+
     def parse(text: str) -> list:
         try:
-            values = [kind(part) for part in text.split(",") if part.strip()]
+            values = [one(part) for part in text.split(",") if part.strip()]
         except ValueError as err:
             raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
-        if not values or any(v < 0 for v in values):
+        if not values or any(v is not None and v < 0 for v in values):
             raise argparse.ArgumentTypeError(f"expected non-negative comma-separated numbers, got {text!r}")
         return values
 
@@ -394,7 +401,8 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quantization", default="auto")
     parser.add_argument("--distractors", type=_numbers(int), default=[0, 100, 500, 1000], help="list sizes beyond the true terms")
-    parser.add_argument("--boost", type=_numbers(float), default=[DecodingOptions().hotword_boost], help="e.g. 0,1.0")
+    parser.add_argument("--boost", type=_numbers(float, auto=True), default=[DecodingOptions().hotword_boost],
+                        help="e.g. 0,3,auto (auto: the engine's default, by list length)")
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--context-weight", type=_numbers(float), default=[], help="also decode with a true and a misleading "
                         "meeting paragraph (no list) at each joint-decoding weight α, e.g. 1,0.5")

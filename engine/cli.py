@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.decoding import DecodingOptions
+from engine.decoding import LONG_LIST_BOOST, SHORT_LIST_BOOST, SHORT_LIST_TERMS, DecodingOptions
 from engine.errors import KeyscribeError
 
 FORMATS = ("txt", "json", "srt", "vtt", "docx")
@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quantization", choices=QUANTIZATIONS, default="auto", help="LLM precision (default: picked per device)")
     t.add_argument("--beam-size", type=int, default=1, help="1 = greedy decoding")
     t.add_argument("--hotword-boost", type=float, default=DecodingOptions.hotword_boost,
-                   help=f"logit bonus for hotword tokens while decoding (default {DecodingOptions.hotword_boost}; 0 = off)")
+                   help=f"logit bonus for hotword tokens while decoding (0 = off; default {SHORT_LIST_BOOST:g} for lists of up "
+                        f"to {SHORT_LIST_TERMS} terms, {LONG_LIST_BOOST:g} for longer ones)")
     t.add_argument("--context-weight", type=float, default=DecodingOptions.context_weight,
                    help="α of the joint decoding with and without hotwords/context: below 1, a context-free stream "
                         f"is mixed in so a misleading context cannot take over (default {DecodingOptions.context_weight}; "

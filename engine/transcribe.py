@@ -149,7 +149,9 @@ class Transcriber:
                     for log_probs in char_log_probs
                 ]
             should_stop = cancel.is_set if cancel is not None else None
-            hyps = generate_with_fallback(self.model, frames, lengths, contexts, self.options.decoding, self.options.fallback, should_stop)
+            # The automatic hotword bonus follows the length of the whole list, not of a chunk's share of it.
+            decoding = replace(self.options.decoding, hotword_boost=self.options.decoding.boost_for(len(context.hotwords)))
+            hyps = generate_with_fallback(self.model, frames, lengths, contexts, decoding, self.options.fallback, should_stop)
             for i, hyp in zip(voiced, hyps, strict=True):
                 texts[i], logprobs[i] = hyp.text, hyp.avg_logprob
             if self.options.word_timestamps:

@@ -503,10 +503,14 @@ class AcLLM(nn.Module):
         return drafts
 
     def _hotword_boost(self, contexts: list[PromptContext], options: DecodingOptions) -> LogitsProcessorList | None:
-        if options.hotword_boost <= 0 or not any(c.hotwords for c in contexts):
+        if not any(c.hotwords for c in contexts):
+            return None
+        # Callers that filter long lists per chunk (Transcriber) settle the automatic bonus on the whole list first.
+        bonus = options.boost_for(max(len(c.hotwords) for c in contexts))
+        if bonus <= 0:
             return None
         tries = [TokenTrie.for_hotwords(self.tokenizer, c.hotwords) for c in contexts]
-        return LogitsProcessorList([HotwordBoost(tries, options.hotword_boost, num_beams=options.beam_size)])
+        return LogitsProcessorList([HotwordBoost(tries, bonus, num_beams=options.beam_size)])
 
     def _content_length(self, ids: list[int]) -> int:
         """Number of tokens before the first end/pad token."""

@@ -158,6 +158,26 @@ def test_long_hotword_lists_are_filtered_per_chunk(tmp_path):
     assert short.contexts[0].hotwords == hotwords[:5]  # short lists go into the prompt whole
 
 
+def test_the_automatic_hotword_boost_follows_the_whole_list(tmp_path):
+    from engine.decoding import LONG_LIST_BOOST, SHORT_LIST_BOOST, SHORT_LIST_TERMS
+    from engine.prompt import PromptContext
+
+    assert DecodingOptions().boost_for(SHORT_LIST_TERMS) == SHORT_LIST_BOOST
+    assert DecodingOptions().boost_for(SHORT_LIST_TERMS + 1) == LONG_LIST_BOOST < SHORT_LIST_BOOST
+    assert DecodingOptions(hotword_boost=0.0).boost_for(3) == 0.0 and DecodingOptions(hotword_boost=2.0).boost_for(5000) == 2.0
+    with pytest.raises(ValueError, match="hotword_boost"):
+        DecodingOptions(hotword_boost=-1.0)
+    path = _tone_file(tmp_path, 10.0)
+    long_list = tuple(f"Distractor{i:04d}" for i in range(SHORT_LIST_TERMS)) + ("Raghunathan",)
+    model = FakeModel(first_pass="doctor ragunathan joins us")
+    Transcriber(model, TranscribeOptions(segment=None)).transcribe(path, PromptContext(hotwords=long_list))
+    # The chunk's prompt holds one term, yet the bonus is the long list's.
+    assert model.contexts[0].hotwords == ("Raghunathan",) and model.options[0].hotword_boost == LONG_LIST_BOOST
+    short = FakeModel()
+    Transcriber(short, TranscribeOptions(segment=None)).transcribe(path, PromptContext(hotwords=long_list[-5:]))
+    assert short.options[0].hotword_boost == SHORT_LIST_BOOST
+
+
 def test_looping_chunks_are_decoded_again_with_the_fallback(tmp_path):
     from engine.decoding import looks_degenerate
 
