@@ -126,8 +126,11 @@ def test_generate_learns_a_transcript(runtime_cpu):
         model(*batch).loss.backward()
         optim.step()
     model.eval()
-    # context_weight 1: the prompt alone, the path this test trains for (the mix with a context-free stream: test_speculative.py)
-    hyp = model.generate(batch[0], [PromptContext(hotwords=("Zanzibar",))], DecodingOptions(min_new_tokens_cap=20, context_weight=1.0))[0]
+    # context_weight 1: the prompt alone, the path this test trains for (the mix with a context-free stream: test_speculative.py).
+    # No hotword boost: this checks what LoRA learned from the prompt, not the biasing (test_biasing.py); a bonus of 5
+    # on a term of the prompt outweighs a tiny model trained for 100 steps.
+    options = DecodingOptions(min_new_tokens_cap=20, context_weight=1.0, hotword_boost=0.0)
+    hyp = model.generate(batch[0], [PromptContext(hotwords=("Zanzibar",))], options)[0]
     assert hyp.text == "hi there"
 
 
