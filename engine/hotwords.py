@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,7 +63,12 @@ def retrieve(
         return hotwords
     from engine.kws import keyword_scores
 
-    scores = keyword_scores(log_probs, [encode(term) for term in hotwords])
+    scores = keyword_scores(log_probs, [encode(_without_accents(term)) for term in hotwords])
     ranked = [i for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
     # Keep the user's order among the chosen terms: it is stable from chunk to chunk.
     return tuple(hotwords[i] for i in sorted(ranked))
+
+
+def _without_accents(text: str) -> str:
+    """"São Paulo" -> "Sao Paulo": how an English character CTC spells what it hears."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))

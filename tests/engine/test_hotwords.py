@@ -75,6 +75,12 @@ def test_retrieve_finds_misheard_terms_among_many_distractors():
     assert list(chosen) == [t for t in hotwords if t in chosen]  # the user's order
 
 
+def test_retrieve_spells_accented_terms_as_the_ctc_hears_them():
+    hotwords = tuple(f"Term{i:03d}" for i in range(30)) + ("São Paulo", "José Müller")
+    heard = [{ch: 0.95} for ch in "flights to sao paulo with jose muller"]
+    assert retrieve(hotwords, posteriors(heard), spell, limit=20) == ("São Paulo", "José Müller")
+
+
 def test_retrieve_returns_short_lists_whole_and_nothing_for_silence():
     silence = np.log(np.tile(np.r_[1.0, np.full(len(ALPHABET), 1e-6)], (50, 1)))
     assert retrieve(("Alpha", "Beta"), silence, spell, limit=20) == ("Alpha", "Beta")
