@@ -33,32 +33,34 @@ def keyword_scores(log_probs: np.ndarray | torch.Tensor, terms: Sequence[Sequenc
         return np.zeros(0, dtype=np.float32)
     lp = torch.as_tensor(log_probs, dtype=torch.float32)
     ratio = lp - lp.max(dim=1, keepdim=True).values  # (T, V), 0 on each frame's best label
+    # One extra label, always NEG_INF, for the padding states past a term's end: they can never be on a path.
+    ratio = torch.cat((ratio, torch.full((ratio.shape[0], 1), NEG_INF)), dim=1)
+    unreachable = ratio.shape[1] - 1
     longest = max(1, max(len(t) for t in terms))
     n_states = 2 * longest - 1  # label, blank, label, ..., label: the span starts and ends on a label
-    states = torch.full((n_terms, n_states), blank, dtype=torch.long)
-    valid = torch.zeros(n_terms, n_states, dtype=torch.bool)
-    can_skip = torch.zeros(n_terms, n_states, dtype=torch.bool)  # a label reached straight from the one before
+    states = torch.full((n_terms, n_states), unreachable, dtype=torch.long)
+    skip_cost = torch.full((n_terms, n_states), NEG_INF)  # 0 where a label may follow the one before with no blank
     final = torch.zeros(n_terms, dtype=torch.long)
     for i, labels in enumerate(terms):
         if not labels:
             continue
+        states[i, : 2 * len(labels) - 1] = blank
         states[i, 0 : 2 * len(labels) - 1 : 2] = torch.as_tensor(list(labels))
-        valid[i, : 2 * len(labels) - 1] = True
         final[i] = 2 * len(labels) - 2
         for j in range(1, len(labels)):
-            can_skip[i, 2 * j] = labels[j] != labels[j - 1]
-    blocked = torch.full((n_terms, n_states), NEG_INF)
-    score = blocked.clone()
+            if labels[j] != labels[j - 1]:
+                skip_cost[i, 2 * j] = 0.0
+    # scores[:, 2:] are the states' scores; column 1 is the free start (0) that state 0 may be entered
+    # from on any frame, column 0 a never-reachable state two back from state 0.
+    scores = torch.full((n_terms, n_states + 2), NEG_INF)
+    scores[:, 1] = 0.0
     best = torch.full((n_terms,), NEG_INF)
     rows = torch.arange(n_terms)
-    fresh = torch.zeros(n_terms, 1)  # the first label can start on any frame, from a free prefix
-    two_back_start = torch.full((n_terms, 2), NEG_INF)
     for t in range(ratio.shape[0]):
-        from_previous = torch.cat((fresh, score[:, :-1]), dim=1)
-        from_two_back = torch.where(can_skip, torch.cat((two_back_start, score[:, :-2]), dim=1), blocked)
-        score = torch.maximum(torch.maximum(score, from_previous), from_two_back) + ratio[t][states]
-        score = torch.where(valid, score, blocked)
-        best = torch.maximum(best, score[rows, final])
+        step = torch.maximum(scores[:, 2:], scores[:, 1:-1])  # stay, or come from the state before
+        step = torch.maximum(step, scores[:, :-2] + skip_cost)  # or from two back, skipping a blank
+        scores[:, 2:] = (step + ratio[t][states]).clamp_(min=NEG_INF)
+        best = torch.maximum(best, scores[rows, final + 2])
     lengths = torch.tensor([max(1, len(t)) for t in terms], dtype=torch.float32)
     out = best / lengths
     out[(best < NEG_INF / 2) | torch.tensor([not t for t in terms])] = float("-inf")
