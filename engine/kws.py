@@ -36,20 +36,22 @@ def keyword_scores(log_probs: np.ndarray | torch.Tensor, terms: Sequence[Sequenc
     # One extra label, always NEG_INF, for the padding states past a term's end: they can never be on a path.
     ratio = torch.cat((ratio, torch.full((ratio.shape[0], 1), NEG_INF)), dim=1)
     unreachable = ratio.shape[1] - 1
-    longest = max(1, max(len(t) for t in terms))
+    lengths = np.array([len(t) for t in terms])
+    longest = max(1, int(lengths.max()))
     n_states = 2 * longest - 1  # label, blank, label, ..., label: the span starts and ends on a label
-    states = torch.full((n_terms, n_states), unreachable, dtype=torch.long)
-    skip_cost = torch.full((n_terms, n_states), NEG_INF)  # 0 where a label may follow the one before with no blank
-    final = torch.zeros(n_terms, dtype=torch.long)
-    for i, labels in enumerate(terms):
-        if not labels:
-            continue
-        states[i, : 2 * len(labels) - 1] = blank
-        states[i, 0 : 2 * len(labels) - 1 : 2] = torch.as_tensor(list(labels))
-        final[i] = 2 * len(labels) - 2
-        for j in range(1, len(labels)):
-            if labels[j] != labels[j - 1]:
-                skip_cost[i, 2 * j] = 0.0
+    labels = np.full((n_terms, longest), unreachable, dtype=np.int64)
+    for i, term in enumerate(terms):
+        labels[i, : len(term)] = term
+    position = np.arange(longest)
+    states = np.full((n_terms, n_states), unreachable, dtype=np.int64)
+    states[:, 0::2] = labels
+    # A blank between labels j and j + 1 of a term that has both.
+    states[:, 1::2] = np.where(position[None, 1:] < lengths[:, None], blank, unreachable)
+    # 0 where a label may follow the one before with no blank (they differ), else never.
+    skip_cost = np.full((n_terms, n_states), NEG_INF, dtype=np.float32)
+    skip_cost[:, 2::2] = np.where((position[None, 1:] < lengths[:, None]) & (labels[:, 1:] != labels[:, :-1]), 0.0, NEG_INF)
+    states, skip_cost = torch.from_numpy(states), torch.from_numpy(skip_cost)
+    final = torch.from_numpy(np.maximum(2 * lengths - 2, 0))
     # scores[:, 2:] are the states' scores; column 1 is the free start (0) that state 0 may be entered
     # from on any frame, column 0 a never-reachable state two back from state 0.
     scores = torch.full((n_terms, n_states + 2), NEG_INF)
@@ -61,7 +63,6 @@ def keyword_scores(log_probs: np.ndarray | torch.Tensor, terms: Sequence[Sequenc
         step = torch.maximum(step, scores[:, :-2] + skip_cost)  # or from two back, skipping a blank
         scores[:, 2:] = (step + ratio[t][states]).clamp_(min=NEG_INF)
         best = torch.maximum(best, scores[rows, final + 2])
-    lengths = torch.tensor([max(1, len(t)) for t in terms], dtype=torch.float32)
-    out = best / lengths
-    out[(best < NEG_INF / 2) | torch.tensor([not t for t in terms])] = float("-inf")
+    out = best / torch.from_numpy(np.maximum(lengths, 1)).float()
+    out[(best < NEG_INF / 2) | torch.from_numpy(lengths == 0)] = float("-inf")
     return out.numpy()
