@@ -48,10 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.audio import SAMPLE_RATE  # noqa: E402
 from engine.decoding import DecodingOptions  # noqa: E402
-from engine.hotwords import retrieve  # noqa: E402
 from engine.model.encoder import CHUNK_SECONDS  # noqa: E402
 from engine.prompt import PromptContext  # noqa: E402
-from engine.transcribe import SILENCE_RMS, TranscribeOptions, generate_with_fallback  # noqa: E402
+from engine.transcribe import SILENCE_RMS, TranscribeOptions, chunk_prompts, generate_with_fallback  # noqa: E402
 from training.data.manifest import Utterance, read_manifest  # noqa: E402
 from training.evaluate import normalize  # noqa: E402
 
@@ -237,12 +236,9 @@ class CachedDecoder:
         if encoded.frames is None:
             return ""
         context = PromptContext(meeting=meeting, hotwords=hotwords)
-        if len(hotwords) > self.options.prompt_hotwords:
-            log_probs = self.model.ctc_log_probs(encoded.frames, encoded.lengths)[0]
-            context = replace(context, hotwords=retrieve(hotwords, log_probs, self.model.ctc.encode, limit=self.options.prompt_hotwords))
+        contexts, decoding, _ = chunk_prompts(self.model, encoded.frames, encoded.lengths, context, decoding, self.options.prompt_hotwords)
         # A looping text is decoded again with the fallback options, keeping the condition's biasing, as Transcriber's is.
-        decoding = replace(decoding, hotword_boost=decoding.boost_for(len(hotwords)))
-        return generate_with_fallback(self.model, encoded.frames, encoded.lengths, [context], decoding, self.options.fallback)[0].text
+        return generate_with_fallback(self.model, encoded.frames, encoded.lengths, contexts, decoding, self.options.fallback)[0].text
 
 
 def _rms(samples: np.ndarray) -> float:

@@ -139,18 +139,8 @@ class Transcriber:
         voiced = [i for i, w in enumerate(batch) if _rms(w.samples) >= SILENCE_RMS]
         if voiced:
             frames, lengths = self.model.encode_chunks([batch[i].samples for i in voiced], pack=self.options.pack_chunks)
-            contexts = [context] * len(voiced)
-            char_log_probs = None  # the CTC head's posteriors per chunk, when something needs them
-            if len(context.hotwords) > self.options.prompt_hotwords:
-                # Too many terms for one prompt: each chunk gets those its first pass spots.
-                char_log_probs = self.model.ctc_log_probs(frames, lengths)
-                contexts = [
-                    replace(context, hotwords=retrieve(context.hotwords, log_probs, self.model.ctc.encode, limit=self.options.prompt_hotwords))
-                    for log_probs in char_log_probs
-                ]
+            contexts, decoding, char_log_probs = chunk_prompts(self.model, frames, lengths, context, self.options.decoding, self.options.prompt_hotwords)
             should_stop = cancel.is_set if cancel is not None else None
-            # The automatic hotword bonus follows the length of the whole list, not of a chunk's share of it.
-            decoding = replace(self.options.decoding, hotword_boost=self.options.decoding.boost_for(len(context.hotwords)))
             hyps = generate_with_fallback(self.model, frames, lengths, contexts, decoding, self.options.fallback, should_stop)
             for i, hyp in zip(voiced, hyps, strict=True):
                 texts[i], logprobs[i] = hyp.text, hyp.avg_logprob
@@ -161,6 +151,24 @@ class Transcriber:
                     chunk = batch[i]
                     words[i] = word_times(texts[i], log_probs, self.model.ctc.index, chunk.start_s, chunk.end_s, ENCODER_FRAME_S)
         return texts, logprobs, words
+
+
+def chunk_prompts(
+    model: AcLLM, frames, lengths, context: PromptContext, decoding: DecodingOptions, prompt_hotwords: int
+) -> tuple[list[PromptContext], DecodingOptions, list | None]:
+    """What each chunk of a batch is decoded with: its prompt context, where a hotword list longer than
+    ``prompt_hotwords`` is cut to the terms the chunk's CTC posteriors spot (engine.hotwords.retrieve),
+    and ``decoding`` with the automatic hotword bonus settled on the whole list, not a chunk's share
+    of it. Also the CTC posteriors (B arrays (T_b, V)) when they were computed, else None."""
+    decoding = replace(decoding, hotword_boost=decoding.boost_for(len(context.hotwords)))
+    if len(context.hotwords) <= prompt_hotwords:
+        return [context] * frames.shape[0], decoding, None
+    char_log_probs = model.ctc_log_probs(frames, lengths)
+    contexts = [
+        replace(context, hotwords=retrieve(context.hotwords, log_probs, model.ctc.encode, limit=prompt_hotwords))
+        for log_probs in char_log_probs
+    ]
+    return contexts, decoding, char_log_probs
 
 
 def generate_with_fallback(

@@ -52,9 +52,6 @@ class FakeModel:
     def encode_chunks(self, chunks, pack=True):
         return self.encode_frames(self.frontend(chunks))
 
-    def ctc_hypotheses(self, frames, lengths):
-        return [self.first_pass] * len(frames)
-
     def generate_from_frames(self, frames, lengths, contexts, options, should_stop=None):
         self.calls += 1
         self.contexts += contexts
