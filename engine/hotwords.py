@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -63,10 +64,16 @@ def retrieve(
         return hotwords
     from engine.kws import keyword_scores
 
-    scores = keyword_scores(log_probs, [encode(_without_accents(term)) for term in hotwords])
+    scores = keyword_scores(log_probs, _spelled(hotwords, encode))
     ranked = [i for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
     # Keep the user's order among the chosen terms: it is stable from chunk to chunk.
     return tuple(hotwords[i] for i in sorted(ranked))
+
+
+@functools.lru_cache(maxsize=4)
+def _spelled(hotwords: tuple[str, ...], encode: Callable[[str], list[int]]) -> tuple[tuple[int, ...], ...]:
+    """Each term in CTC labels; every chunk of a recording asks for the same list, so it is spelled once."""
+    return tuple(tuple(encode(_without_accents(term))) for term in hotwords)
 
 
 def _without_accents(text: str) -> str:

@@ -18,6 +18,7 @@ from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
 from engine.model.encoder import (
     ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, SAMPLES_PER_FRAME, Features, LogMelFrontend, SpeechEncoder, pack_windows,
+    whole_frames,
 )
 from engine.model.runtime import Runtime
 from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContext
@@ -342,7 +343,7 @@ class AcLLM(nn.Module):
         if not pack:
             return self.encode_frames(self.frontend(chunks))
         windows = pack_windows([len(c) for c in chunks])
-        padded = [np.pad(c, (0, max(1, -(-len(c) // SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME - len(c))) for c in chunks]
+        padded = [np.pad(c, (0, whole_frames(len(c)) * SAMPLES_PER_FRAME - len(c))) for c in chunks]
         hidden, _ = self.encode_frames(self.frontend([np.concatenate([padded[i] for i in window]) for window in windows]))
         pieces: list[torch.Tensor] = [hidden[:0, 0]] * len(chunks)
         for row, window in enumerate(windows):

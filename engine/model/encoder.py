@@ -27,13 +27,18 @@ def encoder_frames_for(n_mel_frames: int) -> int:
 SAMPLES_PER_FRAME = HOP_SAMPLES * ENCODER_STRIDE  # one 20 ms encoder frame
 
 
+def whole_frames(n_samples: int) -> int:
+    """Encoder frames a chunk of ``n_samples`` takes when padded to whole frames (at least one)."""
+    return max(1, -(-n_samples // SAMPLES_PER_FRAME))
+
+
 def pack_windows(n_samples: list[int], capacity: int = N_SAMPLES) -> list[list[int]]:
     """Consecutive chunks grouped so each group, every chunk padded to whole encoder frames, fits in
     ``capacity`` samples; a chunk longer than that gets a group of its own. Order is kept."""
     windows: list[list[int]] = []
     used = capacity
     for i, n in enumerate(n_samples):
-        padded = max(1, -(-n // SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME
+        padded = whole_frames(n) * SAMPLES_PER_FRAME
         if used + padded > capacity:
             windows.append([])
             used = 0
