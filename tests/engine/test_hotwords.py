@@ -10,6 +10,8 @@ import pytest
 from engine.errors import KeyscribeError
 from engine.hotwords import parse_hotwords, read_hotwords, retrieve
 from engine.kws import keyword_scores
+from engine.model.acllm import CharCTC
+from engine.model.config import DEFAULT_CTC_ALPHABET
 
 
 def test_parse_handles_comments_duplicates_case_and_spacing():
@@ -29,12 +31,8 @@ def test_read_gives_clear_errors(tmp_path):
     assert read_hotwords(good) == ("Müller", "Kowalski")
 
 
-ALPHABET = " abcdefghijklmnopqrstuvwxyz0123456789'"
-INDEX = {ch: i + 1 for i, ch in enumerate(ALPHABET)}  # as CharCTC: 0 is the blank
-
-
-def spell(text: str) -> list[int]:
-    return [INDEX[ch] for ch in " ".join("".join(ch if ch in INDEX else " " for ch in text.lower()).split())]
+CTC = CharCTC(DEFAULT_CTC_ALPHABET)  # the engine's character alphabet, 0 the blank
+spell = CTC.encode
 
 
 def posteriors(heard: list[dict[str, float]]) -> np.ndarray:
@@ -42,11 +40,11 @@ def posteriors(heard: list[dict[str, float]]) -> np.ndarray:
     one frame per position with a blank frame after it (the rest of each frame's mass is spread thin)."""
     frames = []
     for weights in heard:
-        row = np.full(len(ALPHABET) + 1, 1e-4)
+        row = np.full(CTC.vocab_size, 1e-4)
         for ch, w in weights.items():
-            row[INDEX[ch]] = w
+            row[CTC.index[ch]] = w
         frames.append(row / row.sum())
-        blank = np.full(len(ALPHABET) + 1, 1e-4)
+        blank = np.full(CTC.vocab_size, 1e-4)
         blank[0] = 1.0
         frames.append(blank / blank.sum())
     return np.log(np.array(frames))
@@ -82,7 +80,7 @@ def test_retrieve_spells_accented_terms_as_the_ctc_hears_them():
 
 
 def test_retrieve_returns_short_lists_whole_and_nothing_for_silence():
-    silence = np.log(np.tile(np.r_[1.0, np.full(len(ALPHABET), 1e-6)], (50, 1)))
+    silence = np.log(np.tile(np.r_[1.0, np.full(CTC.vocab_size - 1, 1e-6)], (50, 1)))
     assert retrieve(("Alpha", "Beta"), silence, spell, limit=20) == ("Alpha", "Beta")
     assert retrieve(tuple(f"Term{i:03d}" for i in range(50)), silence, spell, limit=20) == ()
 
