@@ -41,10 +41,6 @@ class TranscribeOptions:
     # 2-core VM, same WER): B=4 32.9/30.9 s, 8 24.0/25.5 s, 16 21.2 s; peak RSS 1.35, 1.55, 1.65 GB.
     # 8 keeps segments arriving every ~40 s of audio. With history on, chunks are decoded one at a time.
     batch_size: int = 8
-    # Short chunks share the encoder's 30 s windows (AcLLM.encode_chunks): 5x fewer encoder passes at 6 s
-    # chunks, but the shipped weights were trained on lone windows and lose accuracy: long-form WER 35.7%
-    # -> 40.7% on four files (README, Performance). Off until an adapter is trained on packed windows.
-    pack_chunks: bool = False
     prompt_hotwords: int = 20  # longer hotword lists are filtered per chunk (engine.hotwords.retrieve)
     # The tail of the transcript so far goes into each chunk's prompt (Seed-ASR's long-form context).
     # Off by default: the shipped SFT model never saw history in training and drifts with it
@@ -138,7 +134,7 @@ class Transcriber:
         words: list[tuple[Word, ...]] = [()] * len(batch)
         voiced = [i for i, w in enumerate(batch) if _rms(w.samples) >= SILENCE_RMS]
         if voiced:
-            frames, lengths = self.model.encode_chunks([batch[i].samples for i in voiced], pack=self.options.pack_chunks)
+            frames, lengths = self.model.encode_frames(self.model.frontend([batch[i].samples for i in voiced]))
             contexts, decoding, char_log_probs = chunk_prompts(self.model, frames, lengths, context, self.options.decoding, self.options.prompt_hotwords)
             should_stop = cancel.is_set if cancel is not None else None
             hyps = generate_with_fallback(self.model, frames, lengths, contexts, decoding, self.options.fallback, should_stop)

@@ -36,7 +36,7 @@ class EncoderCache:
 
 
 def cache_key(model: AcLLM, manifest: Path) -> str:
-    """Names the cache by what determines its contents: encoder weights and manifest.
+    """Names the cache by what determines its contents: encoder weights, window and manifest.
 
     A packaged encoder is named by its source (the package pins its file by sha256). Any other
     encoder (random, SSL-initialised, from a checkpoint or a folder) is named by a hash of its
@@ -48,6 +48,8 @@ def cache_key(model: AcLLM, manifest: Path) -> str:
         digest.update(source.encode())
     else:
         digest.update(b"weights:" + encoder_weights_digest(model.encoder.whisper).encode())
+    if model.encoder.trimmed:  # the same weights give other frames on trimmed windows
+        digest.update(b"window:trimmed")
     digest.update(Path(manifest).resolve().read_bytes())
     return digest.hexdigest()[:16]
 

@@ -6,7 +6,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
@@ -16,10 +15,7 @@ from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer
 from engine.decoding import DecodingOptions
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
-from engine.model.encoder import (
-    ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, SAMPLES_PER_FRAME, Features, LogMelFrontend, SpeechEncoder, pack_windows,
-    whole_frames,
-)
+from engine.model.encoder import ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, Features, LogMelFrontend, SpeechEncoder
 from engine.model.runtime import Runtime
 from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContext
 from engine.speculative import greedy_with_draft
@@ -328,32 +324,6 @@ class AcLLM(nn.Module):
     def encode_frames(self, features: Features) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder frames (B, T, C) and lengths (B,), computed once and shared by CTC and the LLM."""
         return self.encoder(features.mel.to(self.device), features.mel_lengths.to(self.device))
-
-    @torch.inference_mode()
-    def encode_chunks(self, chunks: list[np.ndarray], pack: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder frames (B, T, C) and lengths (B,) for B chunks of audio (1-D, 16 kHz, ≤ 30 s each).
-
-        Whisper's encoder costs as much for a 5 s chunk as for 30 s (every window is padded to 30 s),
-        so with ``pack`` consecutive chunks share windows: their audio is laid end to end, each padded
-        with zeros to whole 20 ms frames, and each chunk's frames are cut back out of its window's
-        output. The chunks of a long recording are consecutive stretches of it, so a packed window
-        looks like the recording itself; a chunk's frames do see its neighbours' audio, which a lone
-        window does not (README, Performance, has the measured effect on WER).
-        """
-        if not pack:
-            return self.encode_frames(self.frontend(chunks))
-        windows = pack_windows([len(c) for c in chunks])
-        padded = [np.pad(c, (0, whole_frames(len(c)) * SAMPLES_PER_FRAME - len(c))) for c in chunks]
-        hidden, _ = self.encode_frames(self.frontend([np.concatenate([padded[i] for i in window]) for window in windows]))
-        pieces: list[torch.Tensor] = [hidden[:0, 0]] * len(chunks)
-        for row, window in enumerate(windows):
-            offset = 0
-            for i in window:
-                n_frames = len(padded[i]) // SAMPLES_PER_FRAME
-                pieces[i] = hidden[row, offset : offset + n_frames]
-                offset += n_frames
-        lengths = torch.tensor([len(p) for p in pieces], dtype=torch.long, device=hidden.device)
-        return torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True), lengths
 
     @torch.inference_mode()
     def ctc_hypotheses(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list[str]:

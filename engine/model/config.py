@@ -12,6 +12,7 @@ from typing import Any
 # digits, apostrophe and space: enough for a first-pass hypothesis, hotword
 # retrieval and word timestamps, and independent of the LLM's tokenizer.
 DEFAULT_CTC_ALPHABET = " abcdefghijklmnopqrstuvwxyz0123456789'"
+ENCODER_WINDOWS = ("padded", "trimmed")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class EncoderConfig:
     # SSL run's encoder.safetensors) instead of a seeded random init. A saved checkpoint holds the weights
     # themselves, so this path is needed only to build the model the first time.
     init_weights: str | None = None
+    # How much of Whisper's 30 s window the encoder runs on. "trimmed": only the chunk, rounded up to
+    # whole seconds, so a 6 s chunk costs about a fifth of the work of "padded", the chunk followed by
+    # silence to 30 s as Whisper was trained. The features come from the padded window either way, so
+    # the log-mel normalisation is the same. On the shipped weights (trained on padded windows) trimmed
+    # was as accurate or better on every dev set, and faster (README, Performance).
+    window: str = "trimmed"
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ class AcLLMConfig:
             raise ValueError("encoder.random_dims must be given exactly when encoder.source is 'random'")
         if self.encoder.init_weights is not None and self.encoder.source != "random":
             raise ValueError("encoder.init_weights starts a random-architecture encoder: set encoder.source to 'random' too")
+        if self.encoder.window not in ENCODER_WINDOWS:
+            raise ValueError(f"encoder.window must be one of {', '.join(ENCODER_WINDOWS)}, got {self.encoder.window!r}")
         if (self.llm.source == "random") != (self.llm.random_dims is not None):
             raise ValueError("llm.random_dims must be given exactly when llm.source is 'random'")
 

@@ -24,27 +24,12 @@ def encoder_frames_for(n_mel_frames: int) -> int:
     return -(-n_mel_frames // ENCODER_STRIDE)
 
 
-SAMPLES_PER_FRAME = HOP_SAMPLES * ENCODER_STRIDE  # one 20 ms encoder frame
+TRIM_STEP_FRAMES = 100  # a trimmed window is a whole number of seconds: few distinct shapes
 
 
-def whole_frames(n_samples: int) -> int:
-    """Encoder frames a chunk of ``n_samples`` takes when padded to whole frames (at least one)."""
-    return max(1, -(-n_samples // SAMPLES_PER_FRAME))
-
-
-def pack_windows(n_samples: list[int], capacity: int = N_SAMPLES) -> list[list[int]]:
-    """Consecutive chunks grouped so each group, every chunk padded to whole encoder frames, fits in
-    ``capacity`` samples; a chunk longer than that gets a group of its own. Order is kept."""
-    windows: list[list[int]] = []
-    used = capacity
-    for i, n in enumerate(n_samples):
-        padded = whole_frames(n) * SAMPLES_PER_FRAME
-        if used + padded > capacity:
-            windows.append([])
-            used = 0
-        windows[-1].append(i)
-        used += padded
-    return windows
+def trimmed_mel_frames(n_mel_frames: int, limit: int = N_MEL_FRAMES) -> int:
+    """Mel frames a trimmed encoder window spans for ``n_mel_frames`` of audio."""
+    return min(limit, max(TRIM_STEP_FRAMES, -(-n_mel_frames // TRIM_STEP_FRAMES) * TRIM_STEP_FRAMES))
 
 
 @dataclass(frozen=True)
@@ -90,12 +75,17 @@ class LogMelFrontend:
 
 
 class SpeechEncoder(nn.Module):
-    """Whisper encoder with a character CTC head on its output frames."""
+    """Whisper encoder with a character CTC head on its output frames.
 
-    def __init__(self, whisper: nn.Module, ctc_vocab_size: int):
+    ``trimmed`` runs the encoder on the real audio only (rounded up to whole seconds) instead of
+    the whole 30 s window; see ``EncoderConfig.window``.
+    """
+
+    def __init__(self, whisper: nn.Module, ctc_vocab_size: int, trimmed: bool = False):
         super().__init__()
         self.whisper = whisper
         self.ctc_head = nn.Linear(whisper.config.d_model, ctc_vocab_size)
+        self.trimmed = trimmed
 
     @property
     def dim(self) -> int:
@@ -103,9 +93,26 @@ class SpeechEncoder(nn.Module):
 
     def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return encoder frames (B, T, C) trimmed to the longest real input, and their lengths (B,)."""
-        hidden = self.whisper(mel.to(self.whisper.conv1.weight.dtype)).last_hidden_state  # (B, 1500, C)
+        mel = mel.to(self.whisper.conv1.weight.dtype)
+        if self.trimmed:
+            hidden = self._run_trimmed(mel[..., : trimmed_mel_frames(int(mel_lengths.max()), mel.shape[-1])])
+        else:
+            hidden = self.whisper(mel).last_hidden_state  # (B, 1500, C)
         lengths = torch.clamp((mel_lengths + ENCODER_STRIDE - 1) // ENCODER_STRIDE, min=1, max=hidden.shape[1])
         return hidden[:, : int(lengths.max())], lengths
+
+    def _run_trimmed(self, mel: torch.Tensor) -> torch.Tensor:
+        """The Whisper encoder's layers on a window shorter than 30 s, with the first positions'
+        embeddings (``WhisperEncoder.forward`` insists on the full 3000 mel frames)."""
+        whisper = self.whisper
+        hidden = nn.functional.gelu(whisper.conv1(mel))
+        hidden = nn.functional.gelu(whisper.conv2(hidden)).permute(0, 2, 1)  # (B, T, C)
+        hidden = hidden + whisper.embed_positions.weight[: hidden.shape[1]]
+        hidden = nn.functional.dropout(hidden, p=whisper.config.dropout, training=self.training)
+        for layer in whisper.layers:
+            out = layer(hidden, None)
+            hidden = out[0] if isinstance(out, tuple) else out  # transformers 4.x returns a tuple
+        return whisper.layer_norm(hidden)
 
     def ctc_log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.ctc_head(hidden).float(), dim=-1)  # (B, T, V)

@@ -88,6 +88,35 @@ def test_encoder_trims_to_real_length(runtime_cpu):
         model.frontend(_audio([31.0]))
 
 
+def test_trimmed_window_runs_the_encoder_on_whole_seconds_of_audio(runtime_cpu):
+    import dataclasses
+
+    from engine.model.encoder import trimmed_mel_frames
+
+    assert [trimmed_mel_frames(n) for n in (1, 100, 101, 2999, 3000)] == [100, 100, 200, 3000, 3000]
+    config = tiny_config()
+    assert config.encoder.window == "trimmed"  # the default
+    trimmed = build_model(config, runtime_cpu)
+    padded = build_model(dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, window="padded")), runtime_cpu)
+    trimmed.load_state_dict(padded.state_dict())
+    assert trimmed.encoder.trimmed and not padded.encoder.trimmed
+    features = padded.frontend(_audio([1.3, 2.5]))
+    seen = []
+    hook = trimmed.encoder.whisper.conv1.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[-1]))
+    frames, lengths = trimmed.encoder(features.mel, features.mel_lengths)
+    hook.remove()
+    assert seen == [300]  # 2.5 s of audio rounds up to 3 s of mel frames, not 30 s
+    assert lengths.tolist() == [65, 125] and frames.shape[1] == 125
+    # Without the silence after it, the chunk's frames come out different from the padded window's ...
+    full, _ = padded.encoder(features.mel, features.mel_lengths)
+    assert not torch.allclose(frames, full, atol=1e-3)
+    # ... but given the whole 30 s, the trimmed path is the Whisper encoder itself.
+    whole = torch.full_like(features.mel_lengths, N_MEL_FRAMES)
+    torch.testing.assert_close(trimmed.encoder(features.mel, whole)[0], padded.encoder(features.mel, whole)[0])
+    with pytest.raises(ValueError, match="encoder.window"):
+        dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, window="short"))
+
+
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_generate_greedy_and_beam(runtime_cpu, beam_size):
     model = build_model(tiny_config(), runtime_cpu)
@@ -205,42 +234,6 @@ def test_merging_lora_for_inference_keeps_the_output(runtime_cpu):
     assert not build_model(tiny_config(lora=False), runtime_cpu).merge_lora()  # nothing to merge
 
 
-def test_pack_windows_keeps_order_and_fits_whole_frames():
-    from engine.model.encoder import N_SAMPLES, SAMPLES_PER_FRAME, pack_windows
-
-    second = 16000
-    assert pack_windows([6 * second] * 11) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10]]
-    # 6 s + 1 sample rounds up to a whole 20 ms frame, so only four fit in 30 s.
-    assert pack_windows([6 * second + 1] * 5) == [[0, 1, 2, 3], [4]]
-    assert pack_windows([N_SAMPLES + SAMPLES_PER_FRAME, 100, 0]) == [[0], [1, 2]]  # too long: alone (the frontend refuses it)
-    assert pack_windows([]) == []
-
-
-def test_encode_chunks_cuts_each_chunks_frames_out_of_its_window(runtime_cpu):
-    from engine.model.encoder import SAMPLES_PER_FRAME
-
-    model = build_model(tiny_config(), runtime_cpu)
-    chunks = _audio([2.0, 3.01, 0.5, 12.0, 14.0], seed=3)
-    frames, lengths = model.encode_chunks(chunks)
-    expected_lengths = [-(-len(c) // SAMPLES_PER_FRAME) for c in chunks]
-    assert lengths.tolist() == expected_lengths
-    assert frames.shape[:2] == (5, max(expected_lengths))
-    # The first four share a window, the fifth (14 s) does not fit beside them.
-    padded = [np.pad(c, (0, n * SAMPLES_PER_FRAME - len(c))) for c, n in zip(chunks, expected_lengths, strict=True)]
-    window, _ = model.encode_frames(model.frontend([np.concatenate(padded[:4])]))
-    offsets = np.cumsum([0] + expected_lengths[:4])
-    for i in range(4):
-        torch.testing.assert_close(frames[i, : expected_lengths[i]], window[0, offsets[i] : offsets[i + 1]])
-        assert not frames[i, expected_lengths[i] :].any()  # padding past the chunk's length
-    alone, alone_lengths = model.encode_frames(model.frontend([chunks[4]]))
-    torch.testing.assert_close(frames[4, : expected_lengths[4]], alone[0, : alone_lengths[0]])
-    # Unpacked, each chunk has a window of its own, as in training.
-    unpacked, unpacked_lengths = model.encode_chunks(chunks, pack=False)
-    assert unpacked_lengths.tolist() == expected_lengths
-    first, _ = model.encode_frames(model.frontend([chunks[0]]))
-    torch.testing.assert_close(unpacked[0, : expected_lengths[0]], first[0, : expected_lengths[0]])
-
-
 def test_assemble_puts_the_padding_after_the_shared_opening(runtime_cpu):
     from engine.prompt import PromptIds
 
@@ -260,7 +253,7 @@ def test_the_shared_prompt_cache_changes_nothing(runtime_cpu, monkeypatch, conte
     import engine.model.acllm as acllm
 
     model = build_model(tiny_config(), runtime_cpu)
-    frames, lengths = model.encode_chunks(_audio([1.5, 4.0, 2.5]))
+    frames, lengths = model.encode_frames(model.frontend(_audio([1.5, 4.0, 2.5])))
     contexts = [context, context, PromptContext()]  # the last row's prompt differs after the opening
     options = DecodingOptions(max_tokens_per_second=4.0, min_new_tokens_cap=8, context_weight=0.5)
     calls = []

@@ -49,9 +49,6 @@ class FakeModel:
     def encode_frames(self, features):
         return features.duration_s, features.mel_lengths  # stand-ins the fake reads back
 
-    def encode_chunks(self, chunks, pack=True):
-        return self.encode_frames(self.frontend(chunks))
-
     def generate_from_frames(self, frames, lengths, contexts, options, should_stop=None):
         self.calls += 1
         self.contexts += contexts

@@ -123,6 +123,22 @@ def test_encoder_cache_grows_when_asked_for_more_of_a_manifest(tiny_manifest, tm
     assert {u.id for u in utterances[:4]} <= set(frames)
 
 
+def test_encoder_cache_key_tells_the_windows_apart(tiny_manifest):
+    import dataclasses
+
+    from engine.model.checkpoint import build_model
+    from engine.model.runtime import Runtime
+    from engine.model.tiny import tiny_config
+    from training.features import cache_key
+
+    config = tiny_config()
+    runtime = Runtime(device="cpu", quantization="fp32")
+    trimmed = build_model(config, runtime, seed=0)
+    padded = build_model(dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, window="padded")), runtime, seed=0)
+    assert cache_key(padded, tiny_manifest) != cache_key(trimmed, tiny_manifest)
+    assert cache_key(trimmed, tiny_manifest) == cache_key(build_model(config, runtime, seed=0), tiny_manifest)
+
+
 def test_the_large_preset_describes_the_gpu_architecture():
     from training.config import load_config
     from training.recipes.sft import SFTConfig
