@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ctc-weight", type=float, default=DecodingOptions.ctc_weight,
                    help="λ of the joint decoding with the model's token CTC, which keeps the text to what the audio holds "
                         f"(default {DecodingOptions.ctc_weight}; 0 = the LLM alone)")
-    t.add_argument("--batch-size", type=int, default=8,  # TranscribeOptions.batch_size (not imported here: --help stays fast)
-                   help="chunks decoded together (default 8; more is faster on long files and uses more memory)")
+    t.add_argument("--batch-size", type=int, default=16,  # TranscribeOptions.batch_size (not imported here: --help stays fast)
+                   help="chunks decoded together (default 16; more is faster on long files and uses more memory)")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
     t.add_argument("--max-chunk-s", type=float, default=None,
                    help="longest chunk cut at pauses, in seconds (default: what the shipped model was trained for)")

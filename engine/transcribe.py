@@ -37,10 +37,10 @@ class TranscribeOptions:
     segment: SegmentOptions | None = field(default_factory=lambda: SegmentOptions(max_chunk_s=DEFAULT_MAX_CHUNK_S))  # None: fixed windows
     window_s: float = float(CHUNK_SECONDS)  # fixed-window length when segment is None
     # Chunks decoded together: CPU decoding is bound by reading the LLM's weights, which a batch shares.
-    # On 2 min of speech (`python bench/cpu_speed.py --minutes 2 --files 1 --runs 1 --no-peer --batch-size B`,
-    # 2-core VM, same WER): B=4 32.9/30.9 s, 8 24.0/25.5 s, 16 21.2 s; peak RSS 1.35, 1.55, 1.65 GB.
-    # 8 keeps segments arriving every ~40 s of audio. With history on, chunks are decoded one at a time.
-    batch_size: int = 8
+    # On 4 min of speech (`python bench/cpu_speed.py --runs 1 --threads 1 --no-peer --batch-size B`, 2-core VM,
+    # same WER): B=8 42.9 s, 16 37.8 s, 32 34.8 s; peak RSS 1.48, 1.68, 1.93 GB. 16 keeps segments arriving
+    # every ~80 s of audio (~12 s of waiting here). With history on, chunks are decoded one at a time.
+    batch_size: int = 16
     prompt_hotwords: int = 20  # longer hotword lists are filtered per chunk (engine.hotwords.retrieve)
     # The tail of the transcript so far goes into each chunk's prompt (Seed-ASR's long-form context).
     # Off by default: the shipped SFT model never saw history in training and drifts with it
