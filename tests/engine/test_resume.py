@@ -49,7 +49,8 @@ def test_killed_job_resumes_without_loss_or_duplicates(tmp_path, runtime_cpu):
     rng = np.random.default_rng(0)
     audio = tmp_path / "interview.flac"
     sf.write(audio, (0.05 * rng.standard_normal(300 * 16000)).astype(np.float32), 16000)  # 10 windows of 30 s
-    args = [audio, "--model", model_dir, "--segmentation", "fixed", "--format", "json", "--quiet"]
+    # Batches of 2 windows, so the journal fills in steps the kill can fall between.
+    args = [audio, "--model", model_dir, "--segmentation", "fixed", "--batch-size", "2", "--format", "json", "--quiet"]
 
     env = dict(os.environ, KEYSCRIBE_DATA=str(tmp_path / "data"))
     command, env = _cli(args, env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -50,6 +51,7 @@ def mwer_run(manifest, sft_checkpoint):
         init_from=str(sft_checkpoint), train_manifests=(str(manifest),), dev_manifests=(str(manifest),),
         out_dir=str(manifest.parent / "mwer"), cache_dir=str(manifest.parent / "cache"), steps=20, batch_size=6,
         n_best=4, beam_size=4, ce_weight=0.0, lr=3e-4, warmup_steps=2, log_every=5, save_every=10, eval_utterances=6,
+        ctc_weight=0.0,  # beams of the LLM's own scores; test_mwer_on_fused_nbest_lists covers the default
     )  # fmt: skip
     state = mwer.setup(config)
     before = mwer.expected_word_errors(state, state.train)
@@ -68,8 +70,10 @@ def _frames(state, utterances):
 
 def test_mwer_lowers_the_expected_word_errors(mwer_run):
     state, before, after = mwer_run
-    # Measured: 1.29 -> 0.75 errors per utterance; the reference CE alone (mwer_weight=0) at this lr: 1.29 -> 1.16.
-    assert after < 0.8 * before
+    # Measured: 1.06 -> 0.91 errors per utterance. The reference CE alone (mwer_weight=0, ce_weight=1) at this lr
+    # took it 1.06 -> 0.80, so at this toy scale CE lowers it more. (On padded encoder windows, before trimmed
+    # ones became the default, the two gave 1.29 -> 0.75 and 1.29 -> 1.16.)
+    assert after < 0.9 * before
     out = Path(state.config.out_dir)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
@@ -78,6 +82,26 @@ def test_mwer_lowers_the_expected_word_errors(mwer_run):
     evals = [r for r in records if "dev_wer/train" in r]
     assert [r["step"] for r in evals] == [0, 20]  # the starting point, then the end
     assert (out / "best").is_dir() and (out / "last").is_dir() and (out / "loss.png").is_file()
+
+
+def test_mwer_on_fused_nbest_lists(manifest, sft_checkpoint, tmp_path):
+    """By default the N-best come from beam search with the token-CTC fusion, as the engine decodes."""
+    from training.recipes import mwer
+
+    config = mwer.MWERConfig(
+        init_from=str(sft_checkpoint), train_manifests=(str(manifest),), out_dir=str(tmp_path / "mwer"),
+        cache_dir=str(manifest.parent / "cache"), steps=20, batch_size=6, n_best=4, beam_size=4, ce_weight=0.0,
+        lr=3e-4, warmup_steps=2, log_every=5, save_every=100, eval_utterances=6,
+    )  # fmt: skip
+    assert config.decoding().ctc_weight == DecodingOptions().ctc_weight > 0
+    state = mwer.setup(config)
+    fused = mwer.nbest(state, state.train[:6])[2]
+    plain = mwer.nbest(mwer.setup(dataclasses.replace(config, ctc_weight=0.0)), state.train[:6])[2]
+    assert [h.token_ids for h in fused] != [h.token_ids for h in plain]  # the fusion changes the lists
+    before = mwer.expected_word_errors(state, state.train)
+    mwer.train(state)
+    # Measured: 1.51 -> 1.33 errors per utterance; the reference CE alone: 1.51 -> 1.37.
+    assert mwer.expected_word_errors(state, state.train) < 0.95 * before
 
 
 def test_nbest_lists_have_the_requested_size_best_first(mwer_run):

@@ -54,6 +54,9 @@ class MWERConfig:
     mwer_weight: float = 1.0
     ce_weight: float = 0.1  # λ: + λ·(token-mean cross-entropy of the reference)
     hotword_weight: float = 2.0  # a hotword word's substitution or deletion counts this many errors (Seed-ASR gives no value)
+    # λ of the token-CTC fusion the N-best are decoded with (DecodingOptions.ctc_weight). The engine decodes
+    # with it, so its errors are the ones worth training away; 0 = beams of the LLM's own scores.
+    ctc_weight: float = DecodingOptions.ctc_weight
     # ~10x below SFT's: a fresh AdamW's first steps move every weight by ~lr, and at the tiny preset's SFT lr
     # (3e-3) one or two steps took the expected errors from 0.7 to over 2 per utterance, CE alone as well.
     lr: float = 1e-4
@@ -88,9 +91,10 @@ class MWERConfig:
         self.decoding()  # beam_size against n_best is checked there, with the engine's other options
 
     def decoding(self) -> DecodingOptions:
-        """How the N-best are decoded: plain beam search, no hotword boost, no context-free stream (α 1), no
-        token-CTC fusion, so they follow the scores the loss trains, P(y | speech, context)."""
-        return DecodingOptions(beam_size=self.beam_size, n_best=self.n_best, hotword_boost=0.0, context_weight=1.0, ctc_weight=0.0)
+        """How the N-best are decoded: beam search with the engine's token-CTC fusion (``ctc_weight``), no
+        hotword boost and no context-free stream (α 1). The loss then re-scores them with the LLM alone,
+        P(y | speech, context), the part of the decoder it trains."""
+        return DecodingOptions(beam_size=self.beam_size, n_best=self.n_best, hotword_boost=0.0, context_weight=1.0, ctc_weight=self.ctc_weight)
 
 
 class SequenceScorer(nn.Module):
