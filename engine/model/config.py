@@ -37,10 +37,11 @@ class EncoderConfig:
     # themselves, so this path is needed only to build the model the first time.
     init_weights: str | None = None
     # How much of Whisper's 30 s window the encoder runs on. "trimmed": only the chunk, rounded up to
-    # whole seconds, so a 6 s chunk costs about a fifth of the work of "padded", the chunk followed by
-    # silence to 30 s as Whisper was trained. The features come from the padded window either way, so
-    # the log-mel normalisation is the same. On the shipped weights (trained on padded windows) trimmed
-    # was as accurate or better on every dev set, and faster (README, Performance).
+    # whole seconds (in a batch, the longest chunk's), so a 6 s chunk costs about a fifth of the work of
+    # "padded", the chunk followed by silence to 30 s as Whisper was trained. The features come from the
+    # padded window either way, so the log-mel normalisation is the same. Weights trained on padded
+    # windows lost no accuracy run trimmed; the shipped ones were then trained further on trimmed
+    # windows (README, Performance and Accuracy).
     window: str = "trimmed"
 
 

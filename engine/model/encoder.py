@@ -77,8 +77,8 @@ class LogMelFrontend:
 class SpeechEncoder(nn.Module):
     """Whisper encoder with a character CTC head on its output frames.
 
-    ``trimmed`` runs the encoder on the real audio only (rounded up to whole seconds) instead of
-    the whole 30 s window; see ``EncoderConfig.window``.
+    ``trimmed`` runs the encoder on the batch's longest real audio only (rounded up to whole
+    seconds) instead of the whole 30 s window; see ``EncoderConfig.window``.
     """
 
     def __init__(self, whisper: nn.Module, ctc_vocab_size: int, trimmed: bool = False):
