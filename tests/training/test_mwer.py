@@ -96,7 +96,8 @@ def test_mwer_on_fused_nbest_lists(manifest, sft_checkpoint, tmp_path):
     assert config.decoding().ctc_weight == DecodingOptions().ctc_weight > 0
     state = mwer.setup(config)
     fused = mwer.nbest(state, state.train[:6])[2]
-    plain = mwer.nbest(mwer.setup(dataclasses.replace(config, ctc_weight=0.0)), state.train[:6])[2]
+    # The same model and data, decoded with the LLM's own scores (no second setup: only the decoding differs).
+    plain = mwer.nbest(dataclasses.replace(state, config=dataclasses.replace(config, ctc_weight=0.0)), state.train[:6])[2]
     assert [h.token_ids for h in fused] != [h.token_ids for h in plain]  # the fusion changes the lists
     before = mwer.expected_word_errors(state, state.train)
     mwer.train(state)
