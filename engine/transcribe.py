@@ -6,8 +6,10 @@ never mid-word, silence skipped) or, with ``segment=None``, from fixed windows.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -96,25 +98,27 @@ class Transcriber:
         for segment in segments:
             if on_segment is not None:
                 on_segment(segment)
-        chunks = (c for c in self._chunks(path) if c.end_s > done_s + 1e-6)
-        # History needs each chunk's predecessor decoded first, so with history chunks go one at a time.
-        for batch in _batched(chunks, 1 if self.options.history else self.options.batch_size):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled(f"transcription of {path} was cancelled")
-            history = " ".join(s.text for s in segments if s.text) if self.options.history else ""
-            decoded = self._decode(batch, replace(context, history=history), cancel)
-            if cancel is not None and cancel.is_set():  # decoding stopped early: its text is incomplete
-                raise Cancelled(f"transcription of {path} was cancelled")
-            for chunk, text, logprob, words in zip(batch, *decoded, strict=True):
-                segment = Segment(start_s=chunk.start_s, end_s=chunk.end_s, text=text, words=words, avg_logprob=logprob)
-                segments.append(segment)
-                if journal is not None:
-                    journal.append(segment)
-                done_s = chunk.end_s
-                if on_segment is not None:
-                    on_segment(segment)
-            if progress_callback is not None:
-                progress_callback(Progress(done_s=done_s, total_s=total_s))
+        # Reading and segmenting the audio runs ahead in a thread, while the model decodes the batch before.
+        with closing(_prefetched(self._chunks(path), depth=2 * self.options.batch_size)) as reader:
+            chunks = (c for c in reader if c.end_s > done_s + 1e-6)
+            # History needs each chunk's predecessor decoded first, so with history chunks go one at a time.
+            for batch in _batched(chunks, 1 if self.options.history else self.options.batch_size):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled(f"transcription of {path} was cancelled")
+                history = " ".join(s.text for s in segments if s.text) if self.options.history else ""
+                decoded = self._decode(batch, replace(context, history=history), cancel)
+                if cancel is not None and cancel.is_set():  # decoding stopped early: its text is incomplete
+                    raise Cancelled(f"transcription of {path} was cancelled")
+                for chunk, text, logprob, words in zip(batch, *decoded, strict=True):
+                    segment = Segment(start_s=chunk.start_s, end_s=chunk.end_s, text=text, words=words, avg_logprob=logprob)
+                    segments.append(segment)
+                    if journal is not None:
+                        journal.append(segment)
+                    done_s = chunk.end_s
+                    if on_segment is not None:
+                        on_segment(segment)
+                if progress_callback is not None:
+                    progress_callback(Progress(done_s=done_s, total_s=total_s))
         return Transcript(segments=tuple(segments), duration_s=max(done_s, total_s or 0.0), model=self.model.config.name)
 
     def _chunks(self, path: str | Path) -> Iterator[Chunk]:
@@ -200,3 +204,52 @@ def _batched(items: Iterator, size: int) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
+
+
+def _prefetched(items: Iterator, depth: int) -> Iterator:
+    """``items``, produced by a background thread up to ``depth`` ahead of the consumer.
+
+    The audio decoder and the VAD (onnxruntime) release the GIL in their heavy parts, so they
+    use the core that the model leaves idle between its matmuls. An exception in the producer
+    is raised here, in the consumer, at the point where its item would have come. Closing this
+    generator (a cancel, an error downstream) stops the producer and closes ``items``.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as error:  # handed to the consumer, which raises it
+            put((done, error))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    producer = threading.Thread(target=produce, name="keyscribe-audio-reader", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        producer.join()

@@ -147,12 +147,17 @@ class AcLLM(nn.Module):
         return True
 
     def prepare_inference(self) -> None:
-        """What load_model does after loading: merge LoRA, and on a CPU with int8 make the LLM's linears int8."""
+        """What load_model does after loading: merge LoRA; on a CPU, int8 makes the LLM's linears int8 and
+        fp32 makes them FewRowsLinear (the same weights, a faster matmul layout for decoding)."""
         self.merge_lora()
         if self.runtime.device == "cpu" and self.runtime.quantization == "int8":
             from engine.model.int8 import quantize_linears
 
             quantize_linears(self.llm)
+        elif self.runtime.device == "cpu" and self.runtime.quantization == "fp32":
+            from engine.model.cpu_linear import use_few_rows_linears
+
+            use_few_rows_linears(self.llm)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The parts training changes: adapter, CTC head, LoRA (and the encoder if trained)."""

@@ -234,6 +234,45 @@ def test_merging_lora_for_inference_keeps_the_output(runtime_cpu):
     assert not build_model(tiny_config(lora=False), runtime_cpu).merge_lora()  # nothing to merge
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_few_rows_linear_computes_what_nn_linear_does(bias):
+    from engine.model.cpu_linear import FEW_ROWS, FewRowsLinear, use_few_rows_linears
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(48, 40, bias=bias)
+    keys = layer.state_dict().keys()
+    stack = torch.nn.Sequential(layer, torch.nn.ReLU(), torch.nn.Sequential(torch.nn.Linear(40, 8)))
+    assert use_few_rows_linears(stack) == 2 and isinstance(layer, FewRowsLinear) and isinstance(stack[2][0], FewRowsLinear)
+    assert layer.state_dict().keys() == keys  # checkpoints still load
+    for shape in [(1, 48), (3, 7, 48), (FEW_ROWS + 1, 48)]:  # decoding rows, a batch of sequences, a prompt pass
+        x = torch.randn(*shape)
+        expected = torch.nn.functional.linear(x, layer.weight, layer.bias)
+        got = layer(x)
+        assert got.shape == expected.shape and torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cpu_fp32_inference_uses_few_rows_linears_and_keeps_the_output(runtime_cpu, tmp_path):
+    from engine.model.cpu_linear import FewRowsLinear
+    from engine.model.load import load_model
+
+    save_checkpoint(build_model(tiny_config(lora=True), runtime_cpu), tmp_path / "ckpt")
+    plain = load_checkpoint(tmp_path / "ckpt", runtime_cpu)
+    plain.merge_lora()
+    model = load_model(tmp_path / "ckpt", "cpu", "fp32")
+    linears = [m for m in model.llm.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(isinstance(m, FewRowsLinear) for m in linears)
+    embeddings, head = model.llm.get_input_embeddings(), model.llm.get_output_embeddings()
+    assert isinstance(head, FewRowsLinear)
+    if plain.llm.get_output_embeddings().weight is plain.llm.get_input_embeddings().weight:
+        assert head.weight is embeddings.weight  # tied weights stay tied
+    features = model.frontend(_audio([1.5, 4.0]))
+    contexts = [PromptContext(hotwords=("Zanzibar",)), PromptContext()]
+    options = DecodingOptions(min_new_tokens_cap=12)
+    before, after = plain.generate(features, contexts, options), model.generate(features, contexts, options)
+    assert [h.token_ids for h in after] == [h.token_ids for h in before] and any(h.token_ids for h in before)
+    assert [h.avg_logprob for h in after] == pytest.approx([h.avg_logprob for h in before], abs=1e-4)
+
+
 def test_assemble_puts_the_padding_after_the_shared_opening(runtime_cpu):
     from engine.prompt import PromptIds
 

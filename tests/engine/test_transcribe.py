@@ -250,3 +250,42 @@ def test_segments_carry_word_times_inside_them(tmp_path):
         assert all(segment.start_s <= w.start_s <= w.end_s <= segment.end_s for w in segment.words)
     no_words = Transcriber(FakeModel(), TranscribeOptions(segment=None, word_timestamps=False)).transcribe(path)
     assert all(s.words == () for s in no_words.segments)
+
+
+def test_the_audio_reader_thread_hands_over_items_and_errors_in_order():
+    from engine.errors import AudioError
+    from engine.transcribe import _prefetched
+
+    def source():
+        yield from range(5)
+        raise AudioError("the file ends in the middle of a frame")
+
+    received = []
+    with pytest.raises(AudioError, match="middle of a frame"):
+        for item in _prefetched(source(), depth=2):
+            received.append(item)
+    assert received == [0, 1, 2, 3, 4]  # everything read before the error still arrives
+
+
+def test_a_cancel_stops_the_audio_reader_and_closes_the_file(tmp_path, monkeypatch):
+    from engine.segment import Chunk
+
+    produced, closed = [], threading.Event()
+
+    def endless_chunks(self, path):
+        try:
+            while True:
+                produced.append(len(produced))
+                yield Chunk(start_s=float(len(produced) - 1), samples=np.full(16000, 0.1, dtype=np.float32))
+        finally:
+            closed.set()
+
+    monkeypatch.setattr(Transcriber, "_chunks", endless_chunks)
+    cancel = threading.Event()
+    with pytest.raises(Cancelled):
+        Transcriber(FakeModel(), TranscribeOptions(batch_size=2)).transcribe(
+            _tone_file(tmp_path, 1.0), on_segment=lambda segment: cancel.set(), cancel=cancel
+        )
+    assert closed.is_set()  # the source generator was closed: its audio file with it
+    assert not [t for t in threading.enumerate() if t.name == "keyscribe-audio-reader"]
+    assert len(produced) <= 2 + 2 * 2 + 2  # one batch decoded, the reader at most its queue (2 batches) and one item ahead
