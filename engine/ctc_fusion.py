@@ -57,6 +57,27 @@ def _shifted_cumsum(values: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(values.cumsum(dim=-1)[..., :-1], (1, 0))
 
 
+NORM_ROWS = 256  # frames per matmul when computing normalisers: bounds the (1+V, 256) temporary (50 MB in fp32)
+
+
+def _score_dtype(queries: torch.Tensor, keys: torch.Tensor) -> torch.dtype:
+    return torch.float64 if torch.float64 in (queries.dtype, keys.dtype) else torch.float32
+
+
+def log_normalisers(queries: list[torch.Tensor], keys: torch.Tensor) -> list[torch.Tensor]:
+    """log Σ_label exp(q_t·k_label) over all 1+V labels for every frame t of every chunk: (T_i,) each.
+
+    This is the one product over the whole vocabulary (49,153 labels for SmolLM2), so the frames of a
+    whole batch go through it together, in blocks of NORM_ROWS, as K·Qᵀ. On the 2-core development CPU
+    that took 0.53 ms a frame against 0.84 ms for one 60-frame chunk at a time as Q·Kᵀ.
+    """
+    dtype = _score_dtype(queries[0], keys) if queries else torch.float32
+    keys = keys.to(dtype)
+    frames = torch.cat([q.to(dtype) for q in queries])  # (ΣT, D)
+    norms = torch.cat([torch.mm(keys, block.T).logsumexp(dim=0) for block in frames.split(NORM_ROWS)]) if len(frames) else frames[:, 0]
+    return list(norms.split([len(q) for q in queries]))
+
+
 class CTCPrefixScorer:
     """Prefix probabilities of token sequences under one chunk's token-CTC posteriors.
 
@@ -66,15 +87,16 @@ class CTCPrefixScorer:
     when a prefix ends in it, so the (T, 1+V) matrix is never held.
     """
 
-    BLOCK = 64  # frames per block when computing the normaliser: bounds the (block, 1+V) temporary
-
-    def __init__(self, queries: torch.Tensor, keys: torch.Tensor):
+    def __init__(self, queries: torch.Tensor, keys: torch.Tensor, log_norm: torch.Tensor | None = None):
+        """``log_norm``: the (T,) normaliser from log_normalisers, when the caller computed it for many chunks at once."""
         if queries.ndim != 2 or queries.shape[0] == 0 or keys.ndim != 2 or keys.shape[1] != queries.shape[1]:
             raise ValueError(f"expected queries (T > 0, D) and keys (1+V, D), got {tuple(queries.shape)} and {tuple(keys.shape)}")
-        dtype = torch.float64 if torch.float64 in (queries.dtype, keys.dtype) else torch.float32
+        dtype = _score_dtype(queries, keys)
         self.queries, self.keys = queries.to(dtype), keys.to(dtype)
         self.vocab = keys.shape[0] - 1
-        self._log_norm = torch.cat([(block @ self.keys.T).logsumexp(dim=-1) for block in self.queries.split(self.BLOCK)]).double()
+        self._log_norm = (log_normalisers([queries], keys)[0] if log_norm is None else log_norm).double()  # (T,)
+        if self._log_norm.shape != queries.shape[:1]:
+            raise ValueError(f"log_norm has shape {tuple(self._log_norm.shape)}, expected ({queries.shape[0]},)")
         blank = self.columns([-1])[:, 0]
         self._blank_cum = blank.cumsum(dim=0)  # B(t) = Σ_{u≤t} log y_blank(u)
         self._blank_before = _shifted_cumsum(blank)  # B(t−1), with B(−1) = 0

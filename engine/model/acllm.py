@@ -11,7 +11,7 @@ from torch import nn
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from engine.biasing import ContextMix, HotwordBoost, TokenTrie
-from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer
+from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer, log_normalisers
 from engine.decoding import DecodingOptions
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
@@ -445,7 +445,8 @@ class AcLLM(nn.Module):
         self, embeds: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions, hotwords: HotwordBoost | None = None
     ) -> CTCPrefixFusion:
         queries, keys = self.adapter.token_logit_parts(embeds, self.llm.get_input_embeddings().weight)
-        scorers = [CTCPrefixScorer(row[:length], keys) for row, length in zip(queries, lengths.tolist(), strict=True)]
+        rows = [row[:length] for row, length in zip(queries, lengths.tolist(), strict=True)]
+        scorers = [CTCPrefixScorer(row, keys, norm) for row, norm in zip(rows, log_normalisers(rows, keys), strict=True)]
         return CTCPrefixFusion(scorers, options.ctc_weight, self.prompt.eos_id, options.ctc_top_k, options.beam_size, hotwords)
 
     def _verify_drafts(

@@ -79,6 +79,23 @@ def test_scorer_from_embeddings_equals_the_full_softmax():
     assert torch.allclose(scorer.columns([-1, 0, 17, 199]), full[:, [0, 1, 18, 200]], atol=1e-5)
 
 
+def test_normalisers_computed_for_many_chunks_at_once_equal_each_chunk_alone(monkeypatch):
+    import engine.ctc_fusion as fusion
+
+    monkeypatch.setattr(fusion, "NORM_ROWS", 4)  # blocks that straddle the chunks' borders
+    torch.manual_seed(2)
+    keys = torch.randn(301, 6)
+    chunks = [torch.randn(n, 6) for n in (3, 9, 1)]
+    norms = fusion.log_normalisers(chunks, keys)
+    assert [n.shape for n in norms] == [(3,), (9,), (1,)]
+    for queries, norm in zip(chunks, norms, strict=True):
+        assert torch.allclose(norm, (queries @ keys.T).logsumexp(dim=-1), atol=1e-5)
+        shared, alone = CTCPrefixScorer(queries, keys, norm), CTCPrefixScorer(queries, keys)
+        assert torch.allclose(shared.columns([-1, 5, 299]), alone.columns([-1, 5, 299]), atol=1e-6)
+    with pytest.raises(ValueError, match="log_norm has shape"):
+        CTCPrefixScorer(chunks[0], keys, norms[1])
+
+
 def test_fusion_keeps_the_top_k_and_moves_the_end_token_by_the_ctc():
     # Frames say token 1 then token 2; the LLM prefers to stop after token 1.
     ctc = torch.full((6, 4), -9.0, dtype=torch.float64)
