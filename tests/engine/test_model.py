@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -244,11 +245,16 @@ def test_few_rows_linear_computes_what_nn_linear_does(bias):
     stack = torch.nn.Sequential(layer, torch.nn.ReLU(), torch.nn.Sequential(torch.nn.Linear(40, 8)))
     assert use_few_rows_linears(stack) == 2 and isinstance(layer, FewRowsLinear) and isinstance(stack[2][0], FewRowsLinear)
     assert layer.state_dict().keys() == keys  # checkpoints still load
-    for shape in [(1, 48), (3, 7, 48), (FEW_ROWS + 1, 48)]:  # decoding rows, a batch of sequences, a prompt pass
-        x = torch.randn(*shape)
-        expected = torch.nn.functional.linear(x, layer.weight, layer.bias)
-        got = layer(x)
-        assert got.shape == expected.shape and torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+    threads = torch.get_num_threads()
+    try:
+        for shape, n_threads in itertools.product([(1, 48), (3, 7, 48), (FEW_ROWS + 1, 48)], [1, 2]):  # decoding rows, a batch, a prompt
+            torch.set_num_threads(n_threads)  # W·xᵀ runs only with more than one thread
+            x = torch.randn(*shape)
+            expected = torch.nn.functional.linear(x, layer.weight, layer.bias)
+            got = layer(x)
+            assert got.shape == expected.shape and got.is_contiguous() and torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_cpu_fp32_inference_uses_few_rows_linears_and_keeps_the_output(runtime_cpu, tmp_path):
