@@ -35,10 +35,11 @@ from engine.audio import load_audio
 from engine.model.checkpoint import build_whisper_encoder
 from engine.model.config import EncoderConfig, WhisperDims, dataclass_from_dict
 from engine.model.encoder import CHUNK_SECONDS, ENCODER_STRIDE, N_MEL_FRAMES, Features, LogMelFrontend
-from engine.model.tiny import default_config, tiny_config
+from engine.model.tiny import default_config, large_config, tiny_config
 from training.data.manifest import Utterance, read_manifest
 
 WHISPER_TINY_EN = WhisperDims(d_model=384, layers=4, heads=6, ffn_dim=1536, n_mels=80)  # the packaged encoder's shape
+WHISPER_LARGE_V3 = WhisperDims(d_model=1280, layers=32, heads=20, ffn_dim=5120, n_mels=128)  # openai/whisper-large-v3's
 ENCODER_FILE = "encoder.safetensors"  # the run's product: a WhisperEncoder state dict
 ENCODER_INFO_FILE = "encoder.json"
 WEIGHTS_FILE = "ssl.safetensors"  # in last/: encoder, prediction head and quantizer
@@ -47,8 +48,8 @@ STATE_FILE = "training_state.pt"
 
 @dataclass(frozen=True)
 class SSLConfig:
-    model: str = "default"  # encoder architecture: "tiny" (engine/model/tiny.py) or "default" (Whisper tiny.en)
-    init: str = "random"  # or "pretrained": continue from the packaged Whisper tiny.en weights (model "default")
+    model: str = "default"  # encoder architecture: "tiny" (engine/model/tiny.py), "default" (Whisper tiny.en), "large" (large-v3)
+    init: str = "random"  # or "pretrained": continue Whisper's own weights (tiny.en packaged; large-v3 from the hub)
     train_manifests: tuple[str, ...] = ()  # JSONL; audio-only lines are enough, a transcript is ignored
     out_dir: str = "runs/ssl"
     codebook_size: int = 1024
@@ -72,12 +73,12 @@ class SSLConfig:
     seed: int = 0  # also seeds the quantizer: the same seed gives the same targets
 
     def __post_init__(self) -> None:
-        if self.model not in ("tiny", "default"):
-            raise ValueError(f"model must be 'tiny' or 'default', got {self.model!r}")
+        if self.model not in ("tiny", "default", "large"):
+            raise ValueError(f"model must be 'tiny', 'default' or 'large', got {self.model!r}")
         if self.init not in ("random", "pretrained"):
             raise ValueError(f"init must be 'random' or 'pretrained', got {self.init!r}")
-        if self.init == "pretrained" and self.model != "default":
-            raise ValueError("init: pretrained continues the packaged Whisper tiny.en: use it with model: default")
+        if self.init == "pretrained" and self.model == "tiny":
+            raise ValueError("init: pretrained continues Whisper's own weights: use it with model: default or large")
         if not self.train_manifests:
             raise ValueError("train_manifests is empty: list at least one JSONL manifest")
         for name in ("steps", "batch_size", "grad_accum", "log_every", "save_every", "codebook_dim", "mask_span_frames"):
@@ -96,8 +97,8 @@ class SSLConfig:
         if self.model == "tiny":
             return tiny_config().encoder
         if self.init == "pretrained":
-            return default_config().encoder
-        return EncoderConfig(source="random", random_dims=WHISPER_TINY_EN)
+            return (large_config() if self.model == "large" else default_config()).encoder
+        return EncoderConfig(source="random", random_dims=WHISPER_LARGE_V3 if self.model == "large" else WHISPER_TINY_EN)
 
 
 # ------------------------------------------------------------------------------------- targets
