@@ -92,6 +92,7 @@ def test_normalisers_computed_for_many_chunks_at_once_equal_each_chunk_alone(mon
         assert torch.allclose(norm, (queries @ keys.T).logsumexp(dim=-1), atol=1e-5)
         shared, alone = CTCPrefixScorer(queries, keys, norm), CTCPrefixScorer(queries, keys)
         assert torch.allclose(shared.columns([-1, 5, 299]), alone.columns([-1, 5, 299]), atol=1e-6)
+    assert fusion.log_normalisers([], keys) == []
     with pytest.raises(ValueError, match="log_norm has shape"):
         CTCPrefixScorer(chunks[0], keys, norms[1])
 
