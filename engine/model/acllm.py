@@ -111,6 +111,18 @@ def _common_prefix_length(sequences: list[tuple[int, ...]]) -> int:
     return length
 
 
+def _chosen_log_probs(sequences: torch.Tensor, scores: list[torch.Tensor]) -> torch.Tensor:
+    """log_softmax(scores[i])[b, sequences[b, i]] for every step i: (B, steps).
+
+    What transformers' compute_transition_scores(normalize_logits=True) gives for greedy decoding, one
+    step at a time: it stacks every step's (B, V) scores first, 160 MB more peak memory for a batch of
+    16 over SmolLM2's vocabulary (the bench's peak RSS went from 1669 MB to 1510 MB).
+    """
+    if not scores:
+        return torch.zeros(sequences.shape[0], 0)
+    return torch.stack([s.float().log_softmax(dim=-1).gather(1, sequences[:, i : i + 1])[:, 0] for i, s in enumerate(scores)], dim=1)
+
+
 def _printable(text: str) -> str:
     """Transcript text: control characters dropped, whitespace runs (newlines too) made single spaces."""
     return " ".join("".join(ch for ch in text if ch.isprintable() or ch.isspace()).split())
@@ -407,7 +419,7 @@ class AcLLM(nn.Module):
         if options.beam_size > 1:
             scores = out.sequences_scores[:kept_rows].tolist()
             return [self._hypothesis(ids, score=score) for ids, score in zip(sequences.tolist(), scores, strict=True)]
-        step = self.llm.compute_transition_scores(sequences, tuple(s[:kept_rows] for s in out.scores), normalize_logits=True)  # (B, new)
+        step = _chosen_log_probs(sequences, [s[:kept_rows] for s in out.scores])  # (B, new)
         return [self._hypothesis(ids, step_log_probs=row) for ids, row in zip(sequences.tolist(), step.tolist(), strict=True)]
 
     def _prefix_cache(self, ids: torch.Tensor, batch_size: int):

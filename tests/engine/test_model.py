@@ -279,6 +279,20 @@ def test_cpu_fp32_inference_uses_few_rows_linears_and_keeps_the_output(runtime_c
     assert [h.avg_logprob for h in after] == pytest.approx([h.avg_logprob for h in before], abs=1e-4)
 
 
+def test_step_log_probs_are_what_transformers_computes(runtime_cpu):
+    from engine.model.acllm import _chosen_log_probs
+
+    torch.manual_seed(3)
+    model = build_model(tiny_config(), runtime_cpu)
+    vocab = model.llm.get_output_embeddings().weight.shape[0]
+    scores = [torch.randn(3, vocab) * 4 for _ in range(5)]
+    scores[2][1, 7:] = float("-inf")  # a step where a processor ruled most tokens out, as the CTC fusion does
+    sequences = torch.stack([s.argmax(dim=-1) for s in scores], dim=1)  # (3, 5), greedy
+    expected = model.llm.compute_transition_scores(sequences, tuple(scores), normalize_logits=True)
+    assert torch.allclose(_chosen_log_probs(sequences, scores), expected, atol=1e-6)
+    assert _chosen_log_probs(sequences[:, :0], []).shape == (3, 0)
+
+
 def test_assemble_puts_the_padding_after_the_shared_opening(runtime_cpu):
     from engine.prompt import PromptIds
 
