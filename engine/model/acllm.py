@@ -139,7 +139,7 @@ class AcLLM(nn.Module):
         self.runtime = runtime
         self.prompt = PromptBuilder(tokenizer, config.prompt)
         self.ctc = CharCTC(config.encoder.ctc_alphabet)
-        self.frontend = LogMelFrontend(encoder.whisper.config.num_mel_bins)
+        self.frontend = LogMelFrontend(encoder.whisper.config.num_mel_bins, trimmed=encoder.trimmed)
         self.lora_merged = False
 
     # ----------------------------------------------------------------- parameters

@@ -81,7 +81,7 @@ def test_labels_cover_only_the_transcript(runtime_cpu):
 def test_encoder_trims_to_real_length(runtime_cpu):
     model = build_model(tiny_config(), runtime_cpu)
     features = model.frontend(_audio([1.0, 3.0]))
-    assert features.mel.shape[-1] == N_MEL_FRAMES
+    assert features.mel.shape[-1] < N_MEL_FRAMES  # a trimmed encoder's frontend stops after its window
     frames, lengths = model.encoder(features.mel, features.mel_lengths)
     assert lengths.tolist() == [50, 150]  # 50 Hz encoder frames
     assert frames.shape[1] == 150
@@ -116,6 +116,21 @@ def test_trimmed_window_runs_the_encoder_on_whole_seconds_of_audio(runtime_cpu):
     torch.testing.assert_close(trimmed.encoder(features.mel, whole)[0], padded.encoder(features.mel, whole)[0])
     with pytest.raises(ValueError, match="encoder.window"):
         dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, window="short"))
+
+
+def test_the_trimmed_frontend_gives_the_30_s_window_s_first_frames_exactly(runtime_cpu):
+    from engine.model.encoder import LogMelFrontend, trimmed_mel_frames
+
+    chunks = _audio([6.0, 1.2, 0.001]) + [np.zeros(16000, dtype=np.float32)]  # one fills its window; one is silence
+    padded, trimmed = LogMelFrontend()(chunks), LogMelFrontend(trimmed=True)(chunks)
+    window = trimmed_mel_frames(int(padded.mel_lengths.max()))
+    assert padded.mel.shape[-1] == N_MEL_FRAMES and window == 600 and window <= trimmed.mel.shape[-1] < window + 10
+    assert torch.equal(trimmed.mel_lengths, padded.mel_lengths)
+    assert torch.equal(trimmed.mel[..., :window], padded.mel[..., :window])
+    model = build_model(tiny_config(), runtime_cpu)
+    assert model.frontend.trimmed and model.encoder.trimmed
+    for a, b in zip(model.encoder(trimmed.mel, trimmed.mel_lengths), model.encoder(padded.mel, padded.mel_lengths), strict=True):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("beam_size", [1, 3])
