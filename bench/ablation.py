@@ -13,6 +13,10 @@ Each ``--stage LABEL=DIR`` is a checkpoint folder the engine loads. For each, in
   (boost 0) and with the engine's default boost; and a misleading meeting paragraph (it names
   distractors, never the spoken terms) at the engine's default α. For each: WER, U-WER, B-WER and
   hotword recall.
+- with ``--ctc-probe``, also the greedy best paths of the encoder's character CTC and the
+  adapter's token CTC on the same dev utterances: WER and CER. Those heads read the (frozen)
+  encoder directly, so this compares encoders, e.g. SSL-initialised against randomly initialised,
+  before the LLM has learned anything (README, "SSL init vs random init").
 
 The last line compares the second stage with the first: hotword recall at true+100 (default boost),
 in points, and the relative change of the mean dev WER. Runs are seeded and the lists are the
@@ -26,7 +30,7 @@ import importlib.util
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -57,6 +61,7 @@ class StageResult:
     dev_hypotheses: dict[str, list[str]]  # dev set name -> hypotheses, in manifest order
     bias: dict[str, object]  # condition label -> biasing.BiasingCounts
     wall_s: float
+    probe: dict[str, dict[str, object]] = field(default_factory=dict)  # dev set -> CTC head -> training.evaluate.ErrorRates
 
     @property
     def mean_dev_wer(self) -> float:
@@ -75,7 +80,27 @@ def bias_conditions() -> dict[str, object]:
     }
 
 
-def run_stage(label: str, model, dev: dict[str, list], bias_utterances: list, lists: dict, meetings: dict, log=print) -> StageResult:
+PROBE_BATCH = 8  # utterances per encoder pass in the CTC probe
+
+
+def ctc_probe(model, utterances: list) -> dict[str, object]:
+    """WER and CER of the greedy best paths of the character CTC and the token CTC."""
+    from engine.audio import load_audio
+    from training.evaluate import error_rates
+
+    chars, tokens = [], []
+    for start in range(0, len(utterances), PROBE_BATCH):
+        batch = utterances[start : start + PROBE_BATCH]
+        frames, lengths = model.encode_frames(model.frontend([load_audio(u.audio) for u in batch]))
+        chars += model.ctc_hypotheses(frames, lengths)
+        tokens += model.token_ctc_hypotheses(frames, lengths)
+    references = [u.text for u in utterances]
+    return {"char-CTC": error_rates(references, chars), "token-CTC": error_rates(references, tokens)}
+
+
+def run_stage(
+    label: str, model, dev: dict[str, list], bias_utterances: list, lists: dict, meetings: dict, log=print, probe: bool = False
+) -> StageResult:
     from training.evaluate import error_rates, transcribe_with_keyscribe
 
     start = time.perf_counter()
@@ -84,6 +109,7 @@ def run_stage(label: str, model, dev: dict[str, list], bias_utterances: list, li
         hyps = dev_hypotheses[name] = transcribe_with_keyscribe(model, utterances)
         dev_wer[name] = error_rates([u.text for u in utterances], hyps).wer
         log(f"{label}: {name} WER {100 * dev_wer[name]:.1f}%")
+    probes = {name: ctc_probe(model, utterances) for name, utterances in dev.items()} if probe else {}
     bias = {}
     if bias_utterances:
         decoder = biasing.CachedDecoder(model)
@@ -91,7 +117,7 @@ def run_stage(label: str, model, dev: dict[str, list], bias_utterances: list, li
         results = biasing.run_keyscribe(decoder, bias_utterances, lists, list(conditions.values()), DecodingOptions(), log, meetings)
         for name, result in zip(conditions, results, strict=True):
             bias[name] = result.counts
-    return StageResult(label, dev_wer, dev_hypotheses, bias, time.perf_counter() - start)
+    return StageResult(label, dev_wer, dev_hypotheses, bias, time.perf_counter() - start, probes)
 
 
 def format_tables(results: list[StageResult]) -> str:
@@ -100,6 +126,12 @@ def format_tables(results: list[StageResult]) -> str:
     lines = [f"{'stage':<22} " + " ".join(f"{name:>13}" for name in sets) + f" {'mean':>7}"]
     for r in results:
         lines.append(f"{r.label:<22} " + " ".join(f"{pct(r.dev_wer.get(name, float('nan'))):>13}" for name in sets) + f" {pct(r.mean_dev_wer):>7}")
+    if any(r.probe for r in results):
+        lines += ["", f"{'stage':<22} {'CTC head':<10} " + " ".join(f"{name + ' WER/CER':>26}" for name in sets)]
+        for r in results:
+            for head in ("char-CTC", "token-CTC"):
+                cells = [r.probe.get(name, {}).get(head) for name in sets]
+                lines.append(f"{r.label:<22} {head:<10} " + " ".join(f"{(pct(c.wer) + ' / ' + pct(c.cer)) if c else 'n/a':>26}" for c in cells))
     if any(r.bias for r in results):
         lines += ["", f"{'stage':<22} {'condition':<22} {'WER':>7} {'U-WER':>7} {'B-WER':>7} {'recall':>7}"]
         for r in results:
@@ -148,6 +180,7 @@ def main() -> int:
     parser.add_argument("--bias-limit", type=int, default=40, help="first N utterances with hotwords (0 = all; -1 = skip biasing)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dump", type=Path, default=None, help="write every dev-set hypothesis to this JSONL file")
+    parser.add_argument("--ctc-probe", action="store_true", help="also score the CTC heads' greedy best paths on the dev sets")
     args = parser.parse_args()
 
     missing = [str(folder) for _, folder in args.stage if not (folder / "config.json").is_file()]
@@ -188,7 +221,7 @@ def main() -> int:
     results = []
     for label, folder in args.stage:
         model = load_model(folder, "cpu", "fp32")
-        results.append(run_stage(label, model, dev, bias_utterances, lists, meetings, log))
+        results.append(run_stage(label, model, dev, bias_utterances, lists, meetings, log, probe=args.ctc_probe))
         log(f"{label}: {results[-1].wall_s:.0f} s")
         del model
     if args.dump is not None:

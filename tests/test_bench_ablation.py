@@ -83,3 +83,59 @@ def test_a_folder_without_a_model_is_refused(tmp_path):
         capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
     )
     assert done.returncode == 2 and "no config.json" in done.stderr
+
+
+def test_the_ctc_probe_scores_both_ctc_heads_on_every_dev_set(tmp_path):
+    from engine.model.checkpoint import build_model, save_checkpoint
+    from engine.model.runtime import Runtime
+    from engine.model.tiny import tiny_config
+
+    folder = tmp_path / "encoder-a"
+    save_checkpoint(build_model(tiny_config(), Runtime("cpu", "fp32"), seed=0), folder)
+    data = tmp_path / "data"
+    data.mkdir()
+    _manifest(data / "asterisk-dev.jsonl", [{"id": "a1", "audio": str(_clip(data / "a1.wav", 1.0, 0)), "text": "Please hold.", "duration_s": 1.0}])
+    _manifest(data / "dev-tts.jsonl", [{"id": "t1", "audio": str(_clip(data / "t1.wav", 1.2, 1)), "text": "Ask Tino.", "duration_s": 1.2}])
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "ablation.py"), "--stage", f"random init={folder}", "--data", str(data),
+         "--bias-limit", "-1", "--ctc-probe"],
+        capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if re.match(r"random init +(char|token)-CTC ", line)]
+    assert [row.split()[2] for row in rows] == ["char-CTC", "token-CTC"]
+    assert all(len(re.findall(r"[\d.]+% / [\d.]+%", row)) == 2 for row in rows)  # WER / CER for both dev sets
+
+
+def test_the_ctc_probe_compares_each_head_s_best_path_with_the_reference(monkeypatch):
+    import importlib.util
+
+    import engine.audio
+
+    spec = importlib.util.spec_from_file_location("bench_ablation", REPO / "bench" / "ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, ablation)  # its dataclasses look their module up there
+    spec.loader.exec_module(ablation)
+
+    class Utterance:
+        def __init__(self, text):
+            self.audio, self.text = "unused.wav", text
+
+    class HeadsThatKnowOneAnswer:
+        """The char CTC writes the reference, the token CTC a word short of it."""
+
+        def frontend(self, chunks):
+            return len(chunks)
+
+        def encode_frames(self, n):
+            return n, None
+
+        def ctc_hypotheses(self, n, lengths):
+            return ["ask tino about it"] * n
+
+        def token_ctc_hypotheses(self, n, lengths):
+            return ["ask tino about"] * n
+
+    monkeypatch.setattr(engine.audio, "load_audio", lambda path: None)
+    scores = ablation.ctc_probe(HeadsThatKnowOneAnswer(), [Utterance("Ask Tino about it.")] * 9)  # two batches
+    assert scores["char-CTC"].wer == 0.0 and scores["token-CTC"].wer == 0.25
