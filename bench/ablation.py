@@ -80,18 +80,12 @@ def bias_conditions() -> dict[str, object]:
     }
 
 
-PROBE_BATCH = 8  # utterances per encoder pass in the CTC probe
-
-
 def ctc_probe(model, utterances: list) -> dict[str, object]:
     """WER and CER of the greedy best paths of the character CTC and the token CTC."""
-    from engine.audio import load_audio
-    from training.evaluate import error_rates
+    from training.evaluate import encoded_batches, error_rates
 
     chars, tokens = [], []
-    for start in range(0, len(utterances), PROBE_BATCH):
-        batch = utterances[start : start + PROBE_BATCH]
-        frames, lengths = model.encode_frames(model.frontend([load_audio(u.audio) for u in batch]))
+    for _, frames, lengths in encoded_batches(model, utterances):
         chars += model.ctc_hypotheses(frames, lengths)
         tokens += model.token_ctc_hypotheses(frames, lengths)
     references = [u.text for u in utterances]

@@ -68,10 +68,18 @@ class SystemResult:
         return self.wall_s / self.audio_s if self.audio_s else float("nan")
 
 
+def encoded_batches(model, utterances: Sequence[Utterance], batch_size: int = 8):
+    """(utterances, frames, frame lengths) for each batch of ``utterances``, each one its own chunk."""
+    from engine.audio import load_audio
+
+    for start in range(0, len(utterances), batch_size):
+        batch = utterances[start : start + batch_size]
+        yield (batch, *model.encode_frames(model.frontend([load_audio(u.audio) for u in batch])))
+
+
 def transcribe_with_keyscribe(model, utterances: Sequence[Utterance], beam_size: int = 1, batch_size: int = 8) -> list[str]:
     """Each utterance as one chunk, decoded as the engine decodes it: a looping text is decoded again
     with the Transcriber's fallback options (engine.transcribe.generate_with_fallback)."""
-    from engine.audio import load_audio
     from engine.decoding import DecodingOptions
     from engine.prompt import PromptContext
     from engine.transcribe import TranscribeOptions, generate_with_fallback
@@ -79,9 +87,7 @@ def transcribe_with_keyscribe(model, utterances: Sequence[Utterance], beam_size:
     options = DecodingOptions(beam_size=beam_size)
     fallback = TranscribeOptions().fallback
     texts: list[str] = []
-    for start in range(0, len(utterances), batch_size):
-        batch = utterances[start : start + batch_size]
-        frames, lengths = model.encode_frames(model.frontend([load_audio(u.audio) for u in batch]))
+    for batch, frames, lengths in encoded_batches(model, utterances, batch_size):
         texts += [h.text for h in generate_with_fallback(model, frames, lengths, [PromptContext()] * len(batch), options, fallback)]
     return texts
 
