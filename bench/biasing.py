@@ -50,7 +50,7 @@ from engine.audio import SAMPLE_RATE  # noqa: E402
 from engine.decoding import DecodingOptions  # noqa: E402
 from engine.model.encoder import CHUNK_SECONDS  # noqa: E402
 from engine.prompt import PromptContext  # noqa: E402
-from engine.transcribe import SILENCE_RMS, TranscribeOptions, chunk_prompts, generate_with_fallback  # noqa: E402
+from engine.transcribe import SILENCE_RMS, TranscribeOptions, chunk_prompts, generate_with_fallback, with_hotwords_corrected  # noqa: E402
 from training.data.manifest import Utterance, read_manifest  # noqa: E402
 from training.evaluate import normalize  # noqa: E402
 
@@ -236,9 +236,10 @@ class CachedDecoder:
         if encoded.frames is None:
             return ""
         context = PromptContext(meeting=meeting, hotwords=hotwords)
-        contexts, decoding, _ = chunk_prompts(self.model, encoded.frames, encoded.lengths, context, decoding, self.options.prompt_hotwords)
+        contexts, decoding, char_log_probs = chunk_prompts(self.model, encoded.frames, encoded.lengths, context, decoding, self.options.prompt_hotwords)
         # A looping text is decoded again with the fallback options, keeping the condition's biasing, as Transcriber's is.
-        return generate_with_fallback(self.model, encoded.frames, encoded.lengths, contexts, decoding, self.options.fallback)[0].text
+        text = generate_with_fallback(self.model, encoded.frames, encoded.lengths, contexts, decoding, self.options.fallback)[0].text
+        return with_hotwords_corrected(self.model, [text], encoded.frames, encoded.lengths, context, decoding, char_log_probs)[0][0]
 
 
 def _rms(samples: np.ndarray) -> float:

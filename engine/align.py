@@ -61,18 +61,10 @@ def ctc_viterbi(log_probs: np.ndarray, targets: list[int], blank: int = 0) -> np
     return spans
 
 
-def word_times(
-    text: str,
-    log_probs: np.ndarray,  # (T, V) the CTC head's log-probabilities for this chunk
-    char_index: dict[str, int],  # character -> CTC label (the CTC alphabet, blank = 0)
-    start_s: float,
-    end_s: float,
-    frame_s: float,
-) -> tuple[Word, ...]:
-    """Each word of ``text`` with its start and end inside [start_s, end_s]."""
-    words = text.split()
-    if not words:
-        return ()
+def word_frames(words: list[str], log_probs: np.ndarray, char_index: dict[str, int]) -> list[tuple[int, int] | None] | None:
+    """Each word's first and last frame on the best CTC path of ``words`` (joined by spaces) through
+    ``log_probs`` (T, V); None for a word with nothing alignable (punctuation, symbols), and None in
+    all when the text has more letters than the frames can hold."""
     space = char_index.get(" ")
     targets: list[int] = []
     spans_of_word: list[tuple[int, int]] = []  # [first, last) target positions per word
@@ -85,13 +77,27 @@ def word_times(
     try:
         char_spans = ctc_viterbi(log_probs, targets)
     except ValueError:
+        return None
+    return [None if first == last else (int(char_spans[first, 0]), int(char_spans[last - 1, 1])) for first, last in spans_of_word]
+
+
+def word_times(
+    text: str,
+    log_probs: np.ndarray,  # (T, V) the CTC head's log-probabilities for this chunk
+    char_index: dict[str, int],  # character -> CTC label (the CTC alphabet, blank = 0)
+    start_s: float,
+    end_s: float,
+    frame_s: float,
+) -> tuple[Word, ...]:
+    """Each word of ``text`` with its start and end inside [start_s, end_s]."""
+    words = text.split()
+    if not words:
+        return ()
+    frames = word_frames(words, log_probs, char_index)
+    if frames is None:
         return _evenly_spaced(words, start_s, end_s)  # more letters than frames: no honest alignment
-    times: list[tuple[float, float] | None] = []
-    for first, last in spans_of_word:
-        if first == last:  # nothing alignable (punctuation, symbols): placed after its neighbour below
-            times.append(None)
-            continue
-        times.append((start_s + char_spans[first, 0] * frame_s, start_s + (char_spans[last - 1, 1] + 1) * frame_s))
+    # A word with nothing alignable is placed after its neighbour below.
+    times = [None if span is None else (start_s + span[0] * frame_s, start_s + (span[1] + 1) * frame_s) for span in frames]
     out: list[Word] = []
     previous_end = start_s
     for word, span in zip(words, times, strict=True):

@@ -73,9 +73,9 @@ def retrieve(
 @functools.lru_cache(maxsize=4)
 def _spelled(hotwords: tuple[str, ...], encode: Callable[[str], list[int]]) -> tuple[tuple[int, ...], ...]:
     """Each term in CTC labels; every chunk of a recording asks for the same list, so it is spelled once."""
-    return tuple(tuple(encode(_without_accents(term))) for term in hotwords)
+    return tuple(tuple(encode(without_accents(term))) for term in hotwords)
 
 
-def _without_accents(text: str) -> str:
+def without_accents(text: str) -> str:
     """"São Paulo" -> "Sao Paulo": how an English character CTC spells what it hears."""
     return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))

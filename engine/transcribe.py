@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.align import word_times
 from engine.audio import SAMPLE_RATE, iter_audio_blocks, probe_duration_s
+from engine.correction import correct_hotwords
 from engine.decoding import DecodingOptions, looks_degenerate
 from engine.hotwords import retrieve
 from engine.journal import Journal
@@ -142,8 +143,9 @@ class Transcriber:
             contexts, decoding, char_log_probs = chunk_prompts(self.model, frames, lengths, context, self.options.decoding, self.options.prompt_hotwords)
             should_stop = cancel.is_set if cancel is not None else None
             hyps = generate_with_fallback(self.model, frames, lengths, contexts, decoding, self.options.fallback, should_stop)
-            for i, hyp in zip(voiced, hyps, strict=True):
-                texts[i], logprobs[i] = hyp.text, hyp.avg_logprob
+            corrected, char_log_probs = with_hotwords_corrected(self.model, [h.text for h in hyps], frames, lengths, context, decoding, char_log_probs)
+            for i, hyp, text in zip(voiced, hyps, corrected, strict=True):
+                texts[i], logprobs[i] = text, hyp.avg_logprob
             if self.options.word_timestamps:
                 if char_log_probs is None:
                     char_log_probs = self.model.ctc_log_probs(frames, lengths)  # B arrays (T_b, V)
@@ -169,6 +171,20 @@ def chunk_prompts(
         for log_probs in char_log_probs
     ]
     return contexts, decoding, char_log_probs
+
+
+def with_hotwords_corrected(
+    model: AcLLM, texts: list[str], frames, lengths, context: PromptContext, decoding: DecodingOptions, char_log_probs: list | None
+) -> tuple[list[str], list | None]:
+    """``texts`` with the terms of the user's whole hotword list that the CTC hears but the LLM did not write
+    put in (engine.correction), when ``decoding.hotword_correction`` is on; and the character CTC posteriors
+    (B arrays (T_b, V)), computed here if they were not given and were needed."""
+    if not decoding.hotword_correction or not context.hotwords:
+        return texts, char_log_probs
+    if char_log_probs is None:
+        char_log_probs = model.ctc_log_probs(frames, lengths)
+    corrected = [correct_hotwords(text, lp, context.hotwords, model.ctc) for text, lp in zip(texts, char_log_probs, strict=True)]
+    return corrected, char_log_probs
 
 
 def generate_with_fallback(

@@ -9,7 +9,7 @@ import pytest
 
 from engine.errors import KeyscribeError
 from engine.hotwords import parse_hotwords, read_hotwords, retrieve
-from engine.kws import keyword_scores
+from engine.kws import keyword_scores, keyword_spans
 from engine.model.acllm import CharCTC
 from engine.model.config import DEFAULT_CTC_ALPHABET
 
@@ -117,3 +117,12 @@ def test_keyword_scores_are_zero_for_what_the_greedy_path_spells():
     scores = keyword_scores(posteriors(heard), [spell("siobhan"), spell("call"), spell("shavon")])
     assert scores[0] == pytest.approx(0.0, abs=1e-6) and scores[1] == pytest.approx(0.0, abs=1e-6)
     assert scores[2] < -3.0
+
+
+def test_keyword_spans_give_the_frames_a_term_was_heard_on():
+    heard = [{ch: 0.9} for ch in "call siobhan now"]
+    scores, spans = keyword_spans(posteriors(heard), [spell("siobhan"), spell("call"), spell("now"), spell("")])
+    # Character k of the text is heard on frame 2k (a blank frame follows each one).
+    assert spans[:3].tolist() == [[10, 22], [0, 6], [26, 30]]
+    assert np.isneginf(scores[3]) and spans[3].tolist() == [-1, -1]
+    np.testing.assert_array_equal(scores, keyword_scores(posteriors(heard), [spell("siobhan"), spell("call"), spell("now"), spell("")]))

@@ -152,6 +152,30 @@ def test_long_hotword_lists_are_filtered_per_chunk(tmp_path):
     assert short.contexts[0].hotwords == hotwords[:5]  # short lists go into the prompt whole
 
 
+class MishearingModel(FakeModel):
+    """Writes a common name where the first pass heard a listed one."""
+
+    def answer(self, duration_s: float, options) -> str:
+        return "Doctor Regan joins us."
+
+
+def test_a_listed_term_the_ctc_hears_is_written_over_the_llms_guess(tmp_path):
+    from dataclasses import replace
+
+    from engine.prompt import PromptContext
+
+    path = _tone_file(tmp_path, 10.0)
+    context = PromptContext(hotwords=("Novartis", "Raghunathan"))
+    fixed = Transcriber(MishearingModel(first_pass="doctor ragunathan joins us"), TranscribeOptions(segment=None)).transcribe(path, context)
+    assert fixed.segments[0].text == "Doctor Raghunathan joins us."
+    assert [w.text for w in fixed.segments[0].words] == ["Doctor", "Raghunathan", "joins", "us."]  # aligned after the fix
+    off = TranscribeOptions(segment=None, decoding=replace(DecodingOptions(), hotword_correction=False))
+    as_written = Transcriber(MishearingModel(first_pass="doctor ragunathan joins us"), off).transcribe(path, context)
+    assert as_written.segments[0].text == "Doctor Regan joins us."
+    no_list = Transcriber(MishearingModel(first_pass="doctor ragunathan joins us"), TranscribeOptions(segment=None)).transcribe(path)
+    assert no_list.segments[0].text == "Doctor Regan joins us."
+
+
 def test_the_automatic_hotword_boost_follows_the_whole_list(tmp_path):
     from engine.decoding import LONG_LIST_BOOST, SHORT_LIST_BOOST, SHORT_LIST_TERMS
     from engine.prompt import PromptContext

@@ -1,0 +1,58 @@
+"""Hotword correction: a spotted term replaces the words the CTC heard it in place of, and only then."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.correction import correct_hotwords
+from engine.model.acllm import CharCTC
+from engine.model.config import DEFAULT_CTC_ALPHABET
+
+CTC = CharCTC(DEFAULT_CTC_ALPHABET)
+
+
+def heard(text: str, weight: float = 0.9) -> np.ndarray:
+    """CTC log-probabilities whose best path spells ``text``: each character's frame, then a blank frame."""
+    frames = []
+    for ch in text:
+        row = np.full(CTC.vocab_size, 1e-4)
+        row[CTC.index[ch]] = weight
+        frames.append(row / row.sum())
+        blank = np.full(CTC.vocab_size, 1e-4)
+        blank[0] = 1.0
+        frames.append(blank / blank.sum())
+    return np.log(np.array(frames))
+
+
+def test_a_misrecognised_name_becomes_the_listed_one_the_audio_holds():
+    fixed = correct_hotwords("Call Carla, now.", heard("call siobhan now"), ["Novartis", "Siobhan", "Carl"], CTC)
+    assert fixed == "Call Siobhan, now."  # the comma stays where the LLM put it
+
+
+def test_a_name_the_llm_left_out_is_put_back_between_its_neighbours():
+    assert correct_hotwords("Call now.", heard("call siobhan now"), ["Siobhan"], CTC) == "Call Siobhan now."
+
+
+def test_a_multi_word_term_replaces_as_many_words_and_a_possessive_is_kept():
+    audio = heard("ask olivia da mota's team")
+    assert correct_hotwords("Ask Olivia the motor's team.", audio, ["Olivia da Mota"], CTC) == "Ask Olivia da Mota's team."
+
+
+def test_terms_that_were_not_said_leave_a_right_text_alone():
+    audio = heard("call siobhan now")
+    distractors = ["Novartis", "Carla", "Siobhan Kelly", "Nowak", "Callum"]
+    assert correct_hotwords("Call Siobhan now.", audio, distractors + ["Siobhan"], CTC) == "Call Siobhan now."
+    # "Ann" is spotted perfectly inside "anna", but "Anna" fits the audio better: kept.
+    assert correct_hotwords("Call Anna now.", heard("call anna now"), ["Ann"], CTC) == "Call Anna now."
+
+
+def test_nothing_to_do_without_text_or_list_or_a_spotted_term():
+    audio = heard("call siobhan now")
+    assert correct_hotwords("", audio, ["Siobhan"], CTC) == ""  # no text: no name is written into silence
+    assert correct_hotwords("Call Carla now.", audio, [], CTC) == "Call Carla now."
+    assert correct_hotwords("Call Carla now.", audio, ["Siobhan"], CTC, min_score=0.5) == "Call Carla now."  # no score is above 0
+    assert correct_hotwords("Call Carla now.", heard("call carla now"), ["Siobhan"], CTC) == "Call Carla now."
+
+
+def test_accented_terms_are_spotted_without_their_accents_and_written_with_them():
+    assert correct_hotwords("We flew to sow Paulo.", heard("we flew to sao paulo"), ["São Paulo"], CTC) == "We flew to São Paulo."
