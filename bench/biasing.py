@@ -236,10 +236,12 @@ class CachedDecoder:
         if encoded.frames is None:
             return ""
         context = PromptContext(meeting=meeting, hotwords=hotwords)
-        contexts, decoding, char_log_probs = chunk_prompts(self.model, encoded.frames, encoded.lengths, context, decoding, self.options.prompt_hotwords)
+        contexts, decoding, char_log_probs, spotted = chunk_prompts(
+            self.model, encoded.frames, encoded.lengths, context, decoding, self.options.prompt_hotwords
+        )
         # A looping text is decoded again with the fallback options, keeping the condition's biasing, as Transcriber's is.
         text = generate_with_fallback(self.model, encoded.frames, encoded.lengths, contexts, decoding, self.options.fallback)[0].text
-        return with_hotwords_corrected(self.model, [text], encoded.frames, encoded.lengths, context, decoding, char_log_probs)[0][0]
+        return with_hotwords_corrected(self.model, [text], encoded.frames, encoded.lengths, context, decoding, char_log_probs, spotted)[0][0]
 
 
 def _rms(samples: np.ndarray) -> float:

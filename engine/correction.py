@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.align import word_frames
-from engine.hotwords import without_accents
-from engine.kws import keyword_spans
+from engine.hotwords import spot, without_accents
 
 _LEADING = re.compile(r"^[^\w]*")
 _TRAILING = re.compile(r"('s)?[^\w]*$")
@@ -47,6 +46,7 @@ def correct_hotwords(
     min_score: float = -2.0,
     limit: int = 20,
     bonus: float = 0.0,
+    spotted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> str:
     """``text`` with each spotted term of ``hotwords`` written in where the CTC prefers it.
 
@@ -56,16 +56,18 @@ def correct_hotwords(
     place of the words aligned to the frames they were spotted on, or of those words and one
     neighbour, or between words when none is there. An edit is kept when it raises the text's CTC
     log-likelihood by more than ``-bonus`` (``bonus`` > 0 trusts the list a little more than the
-    audio); of edits that touch the same words, the larger gain wins.
+    audio); of edits that touch the same words, the larger gain wins. ``spotted`` is
+    engine.hotwords.spot's answer for ``hotwords`` in this chunk, when the caller has it already.
     """
     words = text.split()
     if not words or not hotwords:
         return text
     written = f" {char_ctc.normalize(without_accents(text))} "
-    missing = [t for t in hotwords if (n := char_ctc.normalize(without_accents(t))) and f" {n} " not in written]
+    missing = [i for i, t in enumerate(hotwords) if (n := char_ctc.normalize(without_accents(t))) and f" {n} " not in written]
     if not missing:
         return text
-    scores, spans = keyword_spans(log_probs, [char_ctc.encode(without_accents(t)) for t in missing])
+    scores, spans = spotted if spotted is not None else spot(tuple(hotwords), log_probs, char_ctc.encode)
+    scores, spans, missing = scores[missing], spans[missing], [hotwords[i] for i in missing]
     chosen = [i for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
     if not chosen:
         return text

@@ -34,12 +34,21 @@ def read_hotwords(path: str | Path) -> tuple[str, ...]:
         raise KeyscribeError(f"Hotword file {path} is not UTF-8 text: save it as UTF-8 and try again.") from err
 
 
+def spot(hotwords: tuple[str, ...], log_probs: np.ndarray, encode: Callable[[str], list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each term's keyword score in a chunk's character posteriors ``log_probs`` (T, V) and the frames
+    [first, last] it was heard on (engine.kws.keyword_spans); ``encode`` spells a term in the CTC alphabet."""
+    from engine.kws import keyword_spans
+
+    return keyword_spans(log_probs, _spelled(hotwords, encode))
+
+
 def retrieve(
     hotwords: tuple[str, ...],
     log_probs: np.ndarray,
     encode: Callable[[str], list[int]],
     limit: int = 20,
     min_score: float = -1.5,
+    spotted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[str, ...]:
     """The hotwords most likely spoken in a chunk, judged from its first-pass CTC posteriors.
 
@@ -48,7 +57,8 @@ def retrieve(
     ``log_probs`` (T, V) with a keyword-spotting score (engine/kws.py: mean log-likelihood
     ratio per character against the greedy path) of at least ``min_score``, best first.
     ``encode`` spells a term in the CTC alphabet; a term it cannot spell is never chosen.
-    A list no longer than ``limit`` is returned whole: nothing needs filtering.
+    A list no longer than ``limit`` is returned whole: nothing needs filtering. ``spotted`` is
+    ``spot``'s answer for this list and chunk, when the caller has it already.
 
     Matching the posteriors rather than the greedy CTC text keeps the letters the argmax
     lost. On the first 40 dev-tts utterances with names, among 100 distractors, fuzzy
@@ -62,9 +72,7 @@ def retrieve(
     """
     if len(hotwords) <= limit:
         return hotwords
-    from engine.kws import keyword_scores
-
-    scores = keyword_scores(log_probs, _spelled(hotwords, encode))
+    scores = (spotted if spotted is not None else spot(hotwords, log_probs, encode))[0]
     ranked = [i for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
     # Keep the user's order among the chosen terms: it is stable from chunk to chunk.
     return tuple(hotwords[i] for i in sorted(ranked))

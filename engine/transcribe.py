@@ -19,7 +19,7 @@ from engine.align import word_times
 from engine.audio import SAMPLE_RATE, iter_audio_blocks, probe_duration_s
 from engine.correction import correct_hotwords
 from engine.decoding import DecodingOptions, looks_degenerate
-from engine.hotwords import retrieve
+from engine.hotwords import retrieve, spot
 from engine.journal import Journal
 from engine.model.acllm import ENCODER_FRAME_S, AcLLM, Hypothesis
 from engine.model.encoder import CHUNK_SECONDS
@@ -140,10 +140,14 @@ class Transcriber:
         voiced = [i for i, w in enumerate(batch) if _rms(w.samples) >= SILENCE_RMS]
         if voiced:
             frames, lengths = self.model.encode_frames(self.model.frontend([batch[i].samples for i in voiced]))
-            contexts, decoding, char_log_probs = chunk_prompts(self.model, frames, lengths, context, self.options.decoding, self.options.prompt_hotwords)
+            contexts, decoding, char_log_probs, spotted = chunk_prompts(
+                self.model, frames, lengths, context, self.options.decoding, self.options.prompt_hotwords
+            )
             should_stop = cancel.is_set if cancel is not None else None
             hyps = generate_with_fallback(self.model, frames, lengths, contexts, decoding, self.options.fallback, should_stop)
-            corrected, char_log_probs = with_hotwords_corrected(self.model, [h.text for h in hyps], frames, lengths, context, decoding, char_log_probs)
+            corrected, char_log_probs = with_hotwords_corrected(
+                self.model, [h.text for h in hyps], frames, lengths, context, decoding, char_log_probs, spotted
+            )
             for i, hyp, text in zip(voiced, hyps, corrected, strict=True):
                 texts[i], logprobs[i] = text, hyp.avg_logprob
             if self.options.word_timestamps:
@@ -157,33 +161,46 @@ class Transcriber:
 
 def chunk_prompts(
     model: AcLLM, frames, lengths, context: PromptContext, decoding: DecodingOptions, prompt_hotwords: int
-) -> tuple[list[PromptContext], DecodingOptions, list | None]:
+) -> tuple[list[PromptContext], DecodingOptions, list | None, list | None]:
     """What each chunk of a batch is decoded with: its prompt context, where a hotword list longer than
     ``prompt_hotwords`` is cut to the terms the chunk's CTC posteriors spot (engine.hotwords.retrieve),
     and ``decoding`` with the automatic hotword bonus settled on the whole list, not a chunk's share
-    of it. Also the CTC posteriors (B arrays (T_b, V)) when they were computed, else None."""
+    of it. Also the CTC posteriors (B arrays (T_b, V)) and each chunk's keyword scores and spans for the
+    list (engine.hotwords.spot), when they were computed, else None."""
     decoding = replace(decoding, hotword_boost=decoding.boost_for(len(context.hotwords)))
     if len(context.hotwords) <= prompt_hotwords:
-        return [context] * frames.shape[0], decoding, None
+        return [context] * frames.shape[0], decoding, None, None
     char_log_probs = model.ctc_log_probs(frames, lengths)
+    spotted = [spot(context.hotwords, log_probs, model.ctc.encode) for log_probs in char_log_probs]
     contexts = [
-        replace(context, hotwords=retrieve(context.hotwords, log_probs, model.ctc.encode, limit=prompt_hotwords))
-        for log_probs in char_log_probs
+        replace(context, hotwords=retrieve(context.hotwords, log_probs, model.ctc.encode, limit=prompt_hotwords, spotted=found))
+        for log_probs, found in zip(char_log_probs, spotted, strict=True)
     ]
-    return contexts, decoding, char_log_probs
+    return contexts, decoding, char_log_probs, spotted
 
 
 def with_hotwords_corrected(
-    model: AcLLM, texts: list[str], frames, lengths, context: PromptContext, decoding: DecodingOptions, char_log_probs: list | None
+    model: AcLLM,
+    texts: list[str],
+    frames,
+    lengths,
+    context: PromptContext,
+    decoding: DecodingOptions,
+    char_log_probs: list | None,
+    spotted: list | None = None,
 ) -> tuple[list[str], list | None]:
     """``texts`` with the terms of the user's whole hotword list that the CTC hears but the LLM did not write
     put in (engine.correction), when ``decoding.hotword_correction`` is on; and the character CTC posteriors
-    (B arrays (T_b, V)), computed here if they were not given and were needed."""
+    (B arrays (T_b, V)), computed here if they were not given and were needed. ``spotted``: chunk_prompts'."""
     if not decoding.hotword_correction or not context.hotwords:
         return texts, char_log_probs
     if char_log_probs is None:
         char_log_probs = model.ctc_log_probs(frames, lengths)
-    corrected = [correct_hotwords(text, lp, context.hotwords, model.ctc) for text, lp in zip(texts, char_log_probs, strict=True)]
+    spotted = spotted or [None] * len(texts)
+    corrected = [
+        correct_hotwords(text, lp, context.hotwords, model.ctc, spotted=found)
+        for text, lp, found in zip(texts, char_log_probs, spotted, strict=True)
+    ]
     return corrected, char_log_probs
 
 
