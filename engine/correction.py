@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,14 +29,6 @@ _LEADING = re.compile(r"^[^\w]*")
 _TRAILING = re.compile(r"('s)?[^\w]*$")
 
 
-@dataclass(frozen=True)
-class Edit:
-    first: int  # the first word replaced
-    stop: int  # one past the last word replaced; == first for an insertion
-    term: str
-    gain: float  # CTC log-likelihood of the edited text minus that of the text as written
-
-
 def correct_hotwords(
     text: str,
     log_probs: np.ndarray,
@@ -45,54 +36,79 @@ def correct_hotwords(
     char_ctc,
     min_score: float = -2.0,
     limit: int = 20,
-    bonus: float = 0.0,
+    min_gain: float = 0.0,
+    max_edits: int = 4,
     spotted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> str:
-    """``text`` with each spotted term of ``hotwords`` written in where the CTC prefers it.
+    """``text`` with spotted terms of ``hotwords`` written in where the CTC prefers them.
 
     ``log_probs`` (T, V) are the chunk's character-CTC log-probabilities and ``char_ctc`` their
-    alphabet (engine.model.acllm.CharCTC). Terms already in the text are left alone; of the rest,
-    those with a keyword score of at least ``min_score`` (at most ``limit``, best first) are tried in
-    place of the words aligned to the frames they were spotted on, or of those words and one
-    neighbour, or between words when none is there. An edit is kept when it raises the text's CTC
-    log-likelihood by more than ``-bonus`` (``bonus`` > 0 trusts the list a little more than the
-    audio); of edits that touch the same words, the larger gain wins. ``spotted`` is
-    engine.hotwords.spot's answer for ``hotwords`` in this chunk, when the caller has it already.
+    alphabet (engine.model.acllm.CharCTC). The terms with a keyword score of at least ``min_score``
+    (at most ``limit``, best first) that the text lacks are tried in place of the words aligned to
+    the frames they were spotted on, of those words and one neighbour, or next to them. The edit
+    that raises the text's CTC log-likelihood most, by more than ``min_gain``, is made; the text is
+    aligned again and the search repeats, up to ``max_edits`` edits. Words that spell a listed term
+    where it was spotted are never edited away. ``spotted`` is engine.hotwords.spot's answer for ``hotwords`` in this
+    chunk, when the caller has it already.
     """
     words = text.split()
     if not words or not hotwords:
         return text
-    written = f" {char_ctc.normalize(without_accents(text))} "
-    missing = [i for i, t in enumerate(hotwords) if (n := char_ctc.normalize(without_accents(t))) and f" {n} " not in written]
-    if not missing:
-        return text
     scores, spans = spotted if spotted is not None else spot(tuple(hotwords), log_probs, char_ctc.encode)
-    scores, spans, missing = scores[missing], spans[missing], [hotwords[i] for i in missing]
     chosen = [i for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
-    if not chosen:
-        return text
-    frames = word_frames(words, log_probs, char_ctc.index)
-    if frames is None:
-        return text
-    candidates: list[tuple[str, int, int]] = []
-    for i in chosen:
-        for first, stop in _windows(frames, int(spans[i, 0]), int(spans[i, 1])):
-            candidates.append((missing[i], first, stop))
-    texts = [text] + [" ".join(_replaced(words, term, first, stop)) for term, first, stop in candidates]
-    likelihood = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(t)) for t in texts])
-    edits = [
-        Edit(first, stop, term, float(likelihood[k + 1] - likelihood[0]))
-        for k, (term, first, stop) in enumerate(candidates)
-        if likelihood[k + 1] - likelihood[0] > -bonus
-    ]
-    kept: list[Edit] = []
-    for edit in sorted(edits, key=lambda e: -e.gain):
-        if edit.term not in {k.term for k in kept} and not any(_clash(edit, k) for k in kept):
-            kept.append(edit)
-    # Right to left, so earlier word indices stay valid; at one index the replacement goes before the insertion.
-    for edit in sorted(kept, key=lambda e: (-e.first, e.first == e.stop)):
-        words = _replaced(words, edit.term, edit.first, edit.stop)
+    spelled = {i: _tokens(hotwords[i], char_ctc) for i in chosen}
+    # A listed term in the text where the audio also holds it is kept; one the LLM wrote without the audio's
+    # support there (a name from the prompt in place of the one said) may be replaced.
+    heard = [(t, i) for i, term in enumerate(hotwords) if scores[i] >= min_score and (t := _tokens(term, char_ctc))]
+    current = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(text))])[0]
+    for _ in range(max_edits):
+        tokens, owner = _word_tokens(words, char_ctc)
+        missing = [i for i in chosen if spelled[i] and not _occurrences(tokens, spelled[i])]
+        frames = word_frames(words, log_probs, char_ctc.index) if missing else None
+        if frames is None:
+            break
+        protected: set[int] = set()
+        for term_tokens, i in heard:
+            for start in _occurrences(tokens, term_tokens):
+                written = {owner[k] for k in range(start, start + len(term_tokens))}
+                if any(frames[w] is not None and frames[w][0] <= spans[i, 1] and frames[w][1] >= spans[i, 0] for w in written):
+                    protected |= written
+        candidates = [
+            (hotwords[i], first, stop)
+            for i in missing
+            for first, stop in sorted(_windows(frames, int(spans[i, 0]), int(spans[i, 1])))
+            if not protected.intersection(range(first, stop))
+        ]
+        if not candidates:
+            break
+        edited = [_replaced(words, term, first, stop) for term, first, stop in candidates]
+        likelihood = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(" ".join(w))) for w in edited])
+        best = int(np.argmax(likelihood))
+        if not likelihood[best] - current > min_gain:
+            break
+        words, current = edited[best], likelihood[best]
     return " ".join(words)
+
+
+def _tokens(text: str, char_ctc) -> tuple[str, ...]:
+    """``text`` as the CTC alphabet spells it, split into words."""
+    return tuple(char_ctc.normalize(without_accents(text)).split())
+
+
+def _word_tokens(words: list[str], char_ctc) -> tuple[list[str], list[int]]:
+    """The spelled tokens of ``words`` and, for each token, the index of the word it comes from."""
+    tokens, owner = [], []
+    for k, word in enumerate(words):
+        for token in _tokens(word, char_ctc):
+            tokens.append(token)
+            owner.append(k)
+    return tokens, owner
+
+
+def _occurrences(tokens: list[str], term: tuple[str, ...]) -> list[int]:
+    """Where the token sequence ``term`` starts in ``tokens``."""
+    n = len(term)
+    return [k for k in range(len(tokens) - n + 1) if tuple(tokens[k : k + n]) == term]
 
 
 def _windows(frames: list[tuple[int, int] | None], start: int, end: int) -> set[tuple[int, int]]:
@@ -119,17 +135,6 @@ def _replaced(words: list[str], term: str, first: int, stop: int) -> list[str]:
     if trail.startswith("'s") and term.lower().endswith("'s"):
         trail = trail[2:]
     return words[:first] + [lead + term + trail] + words[stop:]
-
-
-def _clash(a: Edit, b: Edit) -> bool:
-    """Whether two edits touch the same words (an insertion: the same gap, or a gap inside the other's words)."""
-    a_inserts, b_inserts = a.first == a.stop, b.first == b.stop
-    if not a_inserts and not b_inserts:
-        return max(a.first, b.first) < min(a.stop, b.stop)
-    if a_inserts and b_inserts:
-        return a.first == b.first
-    gap, words = (a, b) if a_inserts else (b, a)
-    return words.first < gap.first < words.stop
 
 
 @torch.inference_mode()
