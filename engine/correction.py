@@ -1,16 +1,16 @@
 """Hotword correction: after decoding, write a listed term where the audio fits it better than the words there.
 
 The boost (engine/biasing.py) can only help a term the LLM already leans towards. When the LLM
-writes another word ("Carla" where "Tino" was said, "shavon" for "Siobhan"), the encoder's
-character CTC often still hears the term: keyword spotting (engine/kws.py) finds the frames where
-it fits best. This pass puts the term in place of the words aligned to those frames and keeps
-the change only if the whole chunk's text, so edited, is more likely under the CTC than as
-written (the CTC sequence probability, summed over all alignments, Graves et al. 2006). A term
-that was not said has no stretch of audio that prefers it to the words that were, so the
-comparison turns it away; the LLM's context-aware text stands wherever the audio does not
-object. Rescoring a first pass's words against a list of phrases in this way is a second-pass
-form of contextual biasing (e.g. the "spelling correction" and "post-processing" families in the
-contextual-ASR literature); here the judge is the model's own CTC head.
+writes another word ("Hadassa", a name from its prompt, where "Gustaf Oberg" was said), the
+encoder's character CTC often still hears the term: keyword spotting (engine/kws.py) finds the
+frames where it fits best. This pass tries the term in place of the words aligned to those
+frames and makes the edit only if the whole chunk's text, so edited, is more likely under the
+CTC than before (the CTC sequence probability, summed over all alignments, Graves et al. 2006).
+A term that was not said has no stretch of audio that prefers it to the words that were, so the
+comparison turns it away; the LLM's text stands wherever the audio does not object. Edits are
+made one at a time, best first, and the text is aligned again after each, so every edit is
+judged against the text it changes. Rescoring a first pass against a list of phrases is a
+second-pass form of contextual biasing; here the judge is the model's own CTC head.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.align import word_frames
-from engine.hotwords import spot, without_accents
+from engine.hotwords import spelled, spot, without_accents
+from engine.kws import keyword_spans
 
 _LEADING = re.compile(r"^[^\w]*")
 _TRAILING = re.compile(r"('s)?[^\w]*$")
@@ -38,7 +39,7 @@ def correct_hotwords(
     limit: int = 20,
     min_gain: float = 0.0,
     max_edits: int = 4,
-    spotted: tuple[np.ndarray, np.ndarray] | None = None,
+    spotted: np.ndarray | None = None,
 ) -> str:
     """``text`` with spotted terms of ``hotwords`` written in where the CTC prefers them.
 
@@ -54,29 +55,32 @@ def correct_hotwords(
     words = text.split()
     if not words or not hotwords:
         return text
-    scores, spans = spotted if spotted is not None else spot(tuple(hotwords), log_probs, char_ctc.encode)
-    chosen = [i for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
-    spelled = {i: _tokens(hotwords[i], char_ctc) for i in chosen}
-    # A listed term in the text where the audio also holds it is kept; one the LLM wrote without the audio's
-    # support there (a name from the prompt in place of the one said) may be replaced.
-    heard = [(t, i) for i, term in enumerate(hotwords) if scores[i] >= min_score and (t := _tokens(term, char_ctc))]
+    hotwords = tuple(hotwords)
+    scores = spotted if spotted is not None else spot(hotwords, log_probs, char_ctc.encode)
+    chosen = [int(i) for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
+    if not chosen:
+        return text
+    spans = dict(zip(chosen, keyword_spans(log_probs, [spelled(hotwords, char_ctc.encode)[i] for i in chosen]).tolist(), strict=True))
+    words_of = {i: _tokens(hotwords[i], char_ctc) for i in chosen}
     current = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(text))])[0]
     for _ in range(max_edits):
         tokens, owner = _word_tokens(words, char_ctc)
-        missing = [i for i in chosen if spelled[i] and not _occurrences(tokens, spelled[i])]
+        missing = [i for i in chosen if words_of[i] and not _occurrences(tokens, words_of[i])]
         frames = word_frames(words, log_probs, char_ctc.index) if missing else None
         if frames is None:
             break
+        # A spotted term written where it was heard is kept; one the LLM wrote elsewhere (a name from the
+        # prompt in place of the one said) may be replaced.
         protected: set[int] = set()
-        for term_tokens, i in heard:
-            for start in _occurrences(tokens, term_tokens):
-                written = {owner[k] for k in range(start, start + len(term_tokens))}
-                if any(frames[w] is not None and frames[w][0] <= spans[i, 1] and frames[w][1] >= spans[i, 0] for w in written):
+        for i in chosen:
+            for start in _occurrences(tokens, words_of[i]) if words_of[i] else ():
+                written = {owner[k] for k in range(start, start + len(words_of[i]))}
+                if any(frames[w] is not None and frames[w][0] <= spans[i][1] and frames[w][1] >= spans[i][0] for w in written):
                     protected |= written
         candidates = [
             (hotwords[i], first, stop)
             for i in missing
-            for first, stop in sorted(_windows(frames, int(spans[i, 0]), int(spans[i, 1])))
+            for first, stop in sorted(_windows(frames, *spans[i]))
             if not protected.intersection(range(first, stop))
         ]
         if not candidates:

@@ -34,12 +34,12 @@ def read_hotwords(path: str | Path) -> tuple[str, ...]:
         raise KeyscribeError(f"Hotword file {path} is not UTF-8 text: save it as UTF-8 and try again.") from err
 
 
-def spot(hotwords: tuple[str, ...], log_probs: np.ndarray, encode: Callable[[str], list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Each term's keyword score in a chunk's character posteriors ``log_probs`` (T, V) and the frames
-    [first, last] it was heard on (engine.kws.keyword_spans); ``encode`` spells a term in the CTC alphabet."""
-    from engine.kws import keyword_spans
+def spot(hotwords: tuple[str, ...], log_probs: np.ndarray, encode: Callable[[str], list[int]]) -> np.ndarray:
+    """Each term's keyword score in a chunk's character posteriors ``log_probs`` (T, V) (engine.kws);
+    ``encode`` spells a term in the CTC alphabet."""
+    from engine.kws import keyword_scores
 
-    return keyword_spans(log_probs, _spelled(hotwords, encode))
+    return keyword_scores(log_probs, spelled(hotwords, encode))
 
 
 def retrieve(
@@ -48,7 +48,7 @@ def retrieve(
     encode: Callable[[str], list[int]],
     limit: int = 20,
     min_score: float = -1.5,
-    spotted: tuple[np.ndarray, np.ndarray] | None = None,
+    spotted: np.ndarray | None = None,
 ) -> tuple[str, ...]:
     """The hotwords most likely spoken in a chunk, judged from its first-pass CTC posteriors.
 
@@ -72,14 +72,14 @@ def retrieve(
     """
     if len(hotwords) <= limit:
         return hotwords
-    scores = (spotted if spotted is not None else spot(hotwords, log_probs, encode))[0]
+    scores = spotted if spotted is not None else spot(hotwords, log_probs, encode)
     ranked = [i for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
     # Keep the user's order among the chosen terms: it is stable from chunk to chunk.
     return tuple(hotwords[i] for i in sorted(ranked))
 
 
 @functools.lru_cache(maxsize=4)
-def _spelled(hotwords: tuple[str, ...], encode: Callable[[str], list[int]]) -> tuple[tuple[int, ...], ...]:
+def spelled(hotwords: tuple[str, ...], encode: Callable[[str], list[int]]) -> tuple[tuple[int, ...], ...]:
     """Each term in CTC labels; every chunk of a recording asks for the same list, so it is spelled once."""
     return tuple(tuple(encode(without_accents(term))) for term in hotwords)
 

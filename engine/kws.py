@@ -26,24 +26,29 @@ def keyword_scores(log_probs: np.ndarray | torch.Tensor, terms: Sequence[Sequenc
     its best path through its best span of ``log_probs`` (T, V) against the free best path there.
 
     Scores are ≤ 0, and -inf for an empty term or one that cannot fit in T frames.
+    All terms are scored together: one pass over the frames with the terms padded to the longest.
     """
-    return keyword_spans(log_probs, terms, blank)[0]
+    return _best_paths(torch.as_tensor(log_probs, dtype=torch.float32), terms, blank)[0]
 
 
 @torch.inference_mode()
-def keyword_spans(
-    log_probs: np.ndarray | torch.Tensor, terms: Sequence[Sequence[int]], blank: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """``keyword_scores`` and, per term, the frames [first, last] of the span its score comes from
-    (an (N, 2) int array; -1 where the score is -inf).
+def keyword_spans(log_probs: np.ndarray | torch.Tensor, terms: Sequence[Sequence[int]], blank: int = 0) -> np.ndarray:
+    """Per term, the frames [first, last] of the span its keyword score comes from: an (N, 2) int array,
+    -1 where the score is -inf. The last frame is where the best path ends; the first is where the best
+    path of the reversed term through the reversed frames ends, the same path read backwards."""
+    lp = torch.as_tensor(log_probs, dtype=torch.float32)
+    scores, last = _best_paths(lp, terms, blank)
+    _, first_reversed = _best_paths(lp.flip(0), [list(t)[::-1] for t in terms], blank)
+    spans = np.stack([lp.shape[0] - 1 - first_reversed, last], axis=1)
+    spans[np.isneginf(scores)] = -1
+    return spans
 
-    All terms are scored together: one pass over the frames with the terms padded to the longest.
-    Each state carries the frame its best path entered the term on, so the span costs no second pass.
-    """
+
+def _best_paths(lp: torch.Tensor, terms: Sequence[Sequence[int]], blank: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, the frame each term's best path ends on) for ``keyword_scores``."""
     n_terms = len(terms)
     if n_terms == 0:
-        return np.zeros(0, dtype=np.float32), np.zeros((0, 2), dtype=np.int64)
-    lp = torch.as_tensor(log_probs, dtype=torch.float32)
+        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
     ratio = lp - lp.max(dim=1, keepdim=True).values  # (T, V), 0 on each frame's best label
     # One extra label, always NEG_INF, for the padding states past a term's end: they can never be on a path.
     ratio = torch.cat((ratio, torch.full((ratio.shape[0], 1), NEG_INF)), dim=1)
@@ -68,28 +73,16 @@ def keyword_spans(
     # from on any frame, column 0 a never-reachable state two back from state 0.
     scores = torch.full((n_terms, n_states + 2), NEG_INF)
     scores[:, 1] = 0.0
-    entered = torch.zeros((n_terms, n_states + 2), dtype=torch.long)  # the frame each state's best path began on
     best = torch.full((n_terms,), NEG_INF)
-    span = torch.full((n_terms, 2), -1, dtype=torch.long)
+    last = torch.full((n_terms,), -1, dtype=torch.long)
     rows = torch.arange(n_terms)
     for t in range(ratio.shape[0]):
-        entered[:, 1] = t  # a path that starts now
-        stay, before, two_back = scores[:, 2:], scores[:, 1:-1], scores[:, :-2] + skip_cost
-        from_before = before > stay
-        step = torch.where(from_before, before, stay)  # stay, or come from the state before
-        came = torch.where(from_before, entered[:, 1:-1], entered[:, 2:])
-        from_two_back = two_back > step
-        step = torch.where(from_two_back, two_back, step)  # or from two back, skipping a blank
-        came = torch.where(from_two_back, entered[:, :-2], came)
+        step = torch.maximum(scores[:, 2:], scores[:, 1:-1])  # stay, or come from the state before
+        step = torch.maximum(step, scores[:, :-2] + skip_cost)  # or from two back, skipping a blank
         scores[:, 2:] = (step + ratio[t][states]).clamp_(min=NEG_INF)
-        entered[:, 2:] = came
         ending = scores[rows, final + 2]
-        better = ending > best
-        best = torch.where(better, ending, best)
-        span[better, 0] = entered[rows, final + 2][better]
-        span[better, 1] = t
+        last[ending > best] = t
+        best = torch.maximum(best, ending)
     out = best / torch.from_numpy(np.maximum(lengths, 1)).float()
-    missing = (best < NEG_INF / 2) | torch.from_numpy(lengths == 0)
-    out[missing] = float("-inf")
-    span[missing] = -1
-    return out.numpy(), span.numpy()
+    out[(best < NEG_INF / 2) | torch.from_numpy(lengths == 0)] = float("-inf")
+    return out.numpy(), last.numpy()
