@@ -27,8 +27,9 @@ B-WER(true+100)/B-WER(none) at the default boost.
 Keyscribe decodes each utterance as one chunk, the way Transcriber does with
 ``segment=None`` (lists longer than ``prompt_hotwords`` filtered by the CTC
 first pass, the repetition fallback), with the encoder run once per utterance
-and its frames shared by all conditions. ``--dump FILE`` writes every
-hypothesis as JSONL.
+and its frames shared by all conditions, and each list condition's text goes through the
+hotword correction (engine/correction.py) as Transcriber's does; ``--uncorrected`` also reports
+the text before it. ``--dump FILE`` writes every hypothesis as JSONL.
 """
 
 from __future__ import annotations
@@ -232,16 +233,22 @@ class CachedDecoder:
             self.encode_s += time.perf_counter() - start
 
     def decode(self, utt: Utterance, hotwords: tuple[str, ...], decoding: DecodingOptions, meeting: str = "") -> str:
+        return self.decode_both(utt, hotwords, decoding, meeting)[1]
+
+    def decode_both(self, utt: Utterance, hotwords: tuple[str, ...], decoding: DecodingOptions, meeting: str = "") -> tuple[str, str, float]:
+        """(the text as the LLM wrote it, the text after hotword correction, seconds the correction took)."""
         encoded = self.encoded[utt.id]
         if encoded.frames is None:
-            return ""
+            return "", "", 0.0
         context = PromptContext(meeting=meeting, hotwords=hotwords)
         contexts, decoding, char_log_probs, spotted = chunk_prompts(
             self.model, encoded.frames, encoded.lengths, context, decoding, self.options.prompt_hotwords
         )
         # A looping text is decoded again with the fallback options, keeping the condition's biasing, as Transcriber's is.
         text = generate_with_fallback(self.model, encoded.frames, encoded.lengths, contexts, decoding, self.options.fallback)[0].text
-        return with_hotwords_corrected(self.model, [text], encoded.frames, encoded.lengths, context, decoding, char_log_probs, spotted)[0][0]
+        start = time.perf_counter()
+        fixed = with_hotwords_corrected(self.model, [text], encoded.frames, encoded.lengths, context, decoding, char_log_probs, spotted)[0][0]
+        return text, fixed, time.perf_counter() - start
 
 
 def _rms(samples: np.ndarray) -> float:
@@ -256,6 +263,7 @@ class Condition:
     boost: float | None = 0.0  # Keyscribe's hotword_boost, None = automatic (unused without a list and for the peer)
     context: str = ""  # a meeting paragraph: "" none, "true" naming the true terms, "misleading" naming distractors
     context_weight: float = 1.0  # DecodingOptions.context_weight (α); < 1 is joint decoding
+    corrected: bool = True  # Keyscribe's hotword correction (engine/correction.py) applied; False: the LLM's text
 
     @property
     def name(self) -> str:
@@ -265,7 +273,7 @@ class Condition:
         if self.context:
             return f"keyscribe {self.context} context α {self.context_weight:g}"
         boost = "auto" if self.boost is None else f"{self.boost:g}"
-        return f"keyscribe {listed}" + (f" boost {boost}" if self.distractors is not None else "")
+        return f"keyscribe {listed}" + (f" boost {boost}" if self.distractors is not None else "") + ("" if self.corrected else " uncorrected")
 
 
 @dataclass(frozen=True)
@@ -305,21 +313,31 @@ def run_keyscribe(
     base: DecodingOptions = DecodingOptions(),
     log: Callable[[str], None] = lambda line: None,
     meetings: dict[str, dict[str, str]] | None = None,
+    uncorrected: bool = False,
 ) -> list[ConditionResult]:
-    """Each condition over all utterances; wall_s includes the shared encoder pass, as a lone run would."""
+    """Each condition over all utterances; wall_s includes the shared encoder pass, as a lone run would.
+
+    With ``uncorrected``, each list condition is also reported as the LLM wrote it, before hotword
+    correction: the same decoding, so the two rows differ by the correction alone (its time too)."""
     decoder.encode(utterances)
     results = []
     for condition in conditions:
         decoding = replace(base, hotword_boost=condition.boost, context_weight=condition.context_weight)
         start = time.perf_counter()
-        hyps = []
+        hyps, written, correction_s = [], [], 0.0
         for utt in utterances:
             hotwords = () if condition.distractors is None else lists[utt.id][condition.distractors]
             meeting = meetings[utt.id][condition.context] if condition.context else ""
-            hyps.append(decoder.decode(utt, hotwords, decoding, meeting))
+            as_written, fixed, seconds = decoder.decode_both(utt, hotwords, decoding, meeting)
+            hyps.append(fixed)
+            written.append(as_written)
+            correction_s += seconds
         wall_s = time.perf_counter() - start + decoder.encode_s
+        if uncorrected and condition.distractors is not None:
+            before = replace(condition, corrected=False)
+            results.append(ConditionResult(before, biasing_counts(utterances, written), wall_s - correction_s, tuple(written)))
         results.append(ConditionResult(condition, biasing_counts(utterances, hyps), wall_s, tuple(hyps)))
-        log(f"{condition.name}: {wall_s:.1f} s")
+        log(f"{condition.name}: {wall_s:.1f} s, of which {correction_s:.1f} s hotword correction")
     return results
 
 
@@ -346,11 +364,11 @@ def b_wer_ratio(results: Sequence[ConditionResult], distractors: int, boost: flo
 
 
 def format_table(results: Sequence[ConditionResult]) -> str:
-    lines = [f"{'condition':<34} {'WER':>7} {'U-WER':>7} {'B-WER':>7} {'recall':>7} {'wall s':>8}"]
+    lines = [f"{'condition':<46} {'WER':>7} {'U-WER':>7} {'B-WER':>7} {'recall':>7} {'wall s':>8}"]
     for r in results:
         c = r.counts
         lines.append(
-            f"{r.condition.name:<34} {_pct(c.wer):>7} {_pct(c.u_wer):>7} {_pct(c.b_wer):>7} {_pct(c.recall):>7} {r.wall_s:>8.1f}"
+            f"{r.condition.name:<46} {_pct(c.wer):>7} {_pct(c.u_wer):>7} {_pct(c.b_wer):>7} {_pct(c.recall):>7} {r.wall_s:>8.1f}"
         )
     return "\n".join(lines)
 
@@ -406,6 +424,8 @@ def main() -> int:
     parser.add_argument("--context-weight", type=_numbers(float), default=[], help="also decode with a true and a misleading "
                         "meeting paragraph (no list) at each joint-decoding weight α, e.g. 1,0.5")
     parser.add_argument("--ctc-weight", type=float, default=DecodingOptions().ctc_weight, help="λ of the token-CTC fusion (0 = off)")
+    parser.add_argument("--uncorrected", action="store_true",
+                        help="also report each list condition before hotword correction (the same decoding)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-peer", action="store_true", help="skip faster-whisper")
     parser.add_argument("--dump", type=Path, default=None, help="write every hypothesis to this JSONL file")
@@ -439,7 +459,7 @@ def main() -> int:
     decoder = CachedDecoder(model)
     meetings = {u.id: {kind: meeting_paragraph(u, pool, kind, args.seed) for kind in ("true", "misleading")} for u in utterances}
     conditions = keyscribe_conditions(args.distractors, args.boost, args.context_weight)
-    results = run_keyscribe(decoder, utterances, lists, conditions, base, log, meetings)
+    results = run_keyscribe(decoder, utterances, lists, conditions, base, log, meetings, args.uncorrected)
     if not args.no_peer:
         results += run_peer(utterances, lists, PEER_DISTRACTORS)
     if args.dump is not None:

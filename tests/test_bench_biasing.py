@@ -100,6 +100,7 @@ def _write_clip(path: Path, seconds: float, seed: int) -> Path:
 
 
 def test_smoke_run_on_the_tiny_model(tiny_model, tmp_path):
+    from engine.correction import correct_hotwords
     from engine.decoding import DecodingOptions
     from engine.prompt import PromptContext
     from engine.transcribe import TranscribeOptions, Transcriber
@@ -125,6 +126,15 @@ def test_smoke_run_on_the_tiny_model(tiny_model, tmp_path):
         assert r.counts.words == 4 + 5 and r.counts.hotwords == 2 and len(r.hypotheses) == 2
     assert biasing.format_table(results).count("\n") == len(results)
     biasing.b_wer_ratio(results, 25, 1.0)  # defined for any results with a none row
+
+    # --uncorrected: each list condition also as the LLM wrote it, from the same decoding.
+    both = biasing.run_keyscribe(decoder, utterances, lists, biasing.keyscribe_conditions([25], [1.0]), uncorrected=True)
+    assert [r.condition.name for r in both] == ["keyscribe none", "keyscribe true+25 boost 1 uncorrected", "keyscribe true+25 boost 1"]
+    assert both[2].hypotheses == results[2].hypotheses
+    for utt, written, fixed in zip(utterances, both[1].hypotheses, both[2].hypotheses, strict=True):
+        encoded = decoder.encoded[utt.id]
+        log_probs = tiny_model.ctc_log_probs(encoded.frames, encoded.lengths)[0]
+        assert correct_hotwords(written, log_probs, lists[utt.id][25], tiny_model.ctc) == fixed
 
     # The cached single-chunk decode gives the Transcriber's text, also when the list is filtered by retrieval.
     transcriber = Transcriber(tiny_model, TranscribeOptions(segment=None, word_timestamps=False))
