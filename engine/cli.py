@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hotword-boost", type=float, default=DecodingOptions.hotword_boost,
                    help=f"logit bonus for hotword tokens while decoding (0 = off; default {SHORT_LIST_BOOST:g} for lists of up "
                         f"to {SHORT_LIST_TERMS} terms, {LONG_LIST_BOOST:g} for longer ones)")
+    t.add_argument("--no-hotword-correction", dest="hotword_correction", action="store_false",
+                   help="keep the model's text as written: do not put in listed terms that the audio holds but the text lacks")
     t.add_argument("--context-weight", type=float, default=DecodingOptions.context_weight,
                    help="α of the joint decoding with and without hotwords/context: below 1, a context-free stream "
                         f"is mixed in so a misleading context cannot take over (default {DecodingOptions.context_weight}; "
@@ -85,7 +87,7 @@ def _transcribe(args: argparse.Namespace) -> int:
 
     options = TranscribeOptions(
         decoding=DecodingOptions(beam_size=args.beam_size, hotword_boost=args.hotword_boost, context_weight=args.context_weight,
-                                  ctc_weight=args.ctc_weight),
+                                  ctc_weight=args.ctc_weight, hotword_correction=args.hotword_correction),
         segment=SegmentOptions(max_chunk_s=args.max_chunk_s or DEFAULT_MAX_CHUNK_S) if args.segmentation == "vad" else None,
         history=args.history,
         batch_size=args.batch_size,

@@ -37,7 +37,7 @@ def correct_hotwords(
     char_ctc,
     min_score: float = -2.0,
     limit: int = 20,
-    min_gain: float = 0.0,
+    min_gain: float = 1.0,
     max_edits: int = 4,
     spotted: np.ndarray | None = None,
 ) -> str:

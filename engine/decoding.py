@@ -20,11 +20,16 @@ def looks_degenerate(text: str, max_ratio: float = MAX_COMPRESSION_RATIO) -> boo
     return compression_ratio(text) > max_ratio
 
 
-# The automatic hotword bonus (DecodingOptions.boost_for): measured at about 2, 100, 500 and 1000 terms;
-# lists up to 100 did better with 5, lists of 500 and more with 3; the switch sits between, untuned.
+# The automatic hotword bonus (DecodingOptions.boost_for). A list short enough to go into every prompt whole
+# (TranscribeOptions.prompt_hotwords, 20) gets the strong bonus; a longer one is filtered per chunk, and the
+# terms that get through include false alarms that a strong bonus writes. With hotword correction on, on
+# dev-tts utterances 41-85 with names (scratch script over bench/biasing.py's lists, shipped weights),
+# WER / U-WER / B-WER / recall at boost 5 → 3: true list 13.2 / 13.8 / 11.0 / 87.7% → 12.8 / 12.8 / 13.0 /
+# 84.2%; true+100 16.3 / 16.4 / 16.0 / 80.7% → 14.1 / 13.6 / 16.0 / 80.7% (boost 4: 15.7 / 15.1 / 18.0 /
+# 78.9%, boost 2 as 3). Before the correction the switch sat at 200 terms (README, Hotwords).
 SHORT_LIST_BOOST = 5.0
 LONG_LIST_BOOST = 3.0
-SHORT_LIST_TERMS = 200
+SHORT_LIST_TERMS = 20
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,8 @@ class DecodingOptions:
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     # Logit bonus for tokens that start/continue a hotword (engine/biasing.py); 0 = off; None = by the length
-    # of the user's list (``boost_for``): the longer the list, the more of its terms are false alarms in
-    # any one chunk, and the more a strong bonus writes them. bench/biasing.py, first 40 dev-tts utterances
-    # with names, shipped weights, WER / U-WER / B-WER / recall at boost 3 → 5: true list 8.7 / 6.6 / 16.7 /
-    # 81.4% → 7.8 / 7.8 / 7.8 / 93.2%; true+100 15.1 / 9.6 / 35.6 / 62.7% → 14.2 / 9.6 / 31.1 / 71.2%;
-    # true+500 18.9 / 11.7 / 45.6 / 55.9% → 20.8 / 14.4 / 44.4 / 62.7%; true+1000 21.7 / 12.6 / 55.6 / 44.1%
-    # → 27.2 / 20.1 / 53.3 / 49.2%. Boost 8 at true+100: 16.8 / 13.2 / 30.0 / 71.2%.
+    # of the user's list (``boost_for``, measured above): the longer the list, the more of its terms are false
+    # alarms in any one chunk, and the more a strong bonus writes them.
     hotword_boost: float | None = None
     # α of the joint decoding with and without the context (engine.biasing.ContextMix): each step scores
     # α·log P(y | speech, context) + (1 − α)·log P(y | speech); 1 = the context alone (no second stream).
