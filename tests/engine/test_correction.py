@@ -56,3 +56,10 @@ def test_nothing_to_do_without_text_or_list_or_a_spotted_term():
 
 def test_accented_terms_are_spotted_without_their_accents_and_written_with_them():
     assert correct_hotwords("We flew to sow Paulo.", heard("we flew to sao paulo"), ["São Paulo"], CTC) == "We flew to São Paulo."
+
+
+def test_longer_lists_need_more_evidence_for_an_edit():
+    from engine.correction import min_gain_for
+
+    assert min_gain_for(1) == min_gain_for(5) == 1.0
+    assert 1.0 < min_gain_for(100) < min_gain_for(1000) < 4.0
