@@ -7,21 +7,14 @@ import numpy as np
 from engine.correction import correct_hotwords
 from engine.model.acllm import CharCTC
 from engine.model.config import DEFAULT_CTC_ALPHABET
+from tests.engine.test_hotwords import posteriors
 
 CTC = CharCTC(DEFAULT_CTC_ALPHABET)
 
 
 def heard(text: str, weight: float = 0.9) -> np.ndarray:
     """CTC log-probabilities whose best path spells ``text``: each character's frame, then a blank frame."""
-    frames = []
-    for ch in text:
-        row = np.full(CTC.vocab_size, 1e-4)
-        row[CTC.index[ch]] = weight
-        frames.append(row / row.sum())
-        blank = np.full(CTC.vocab_size, 1e-4)
-        blank[0] = 1.0
-        frames.append(blank / blank.sum())
-    return np.log(np.array(frames))
+    return posteriors([{ch: weight} for ch in text])
 
 
 def test_a_misrecognised_name_becomes_the_listed_one_the_audio_holds():
