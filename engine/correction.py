@@ -49,10 +49,10 @@ def correct_hotwords(
     (at most ``limit``, best first) that the text lacks are tried in place of the words aligned to
     the frames they were spotted on, of those words and one neighbour, or next to them. The edit
     that raises the text's CTC log-likelihood most, by more than ``min_gain`` (default: ``min_gain_for``
-    the list's length), is made; the text is
-    aligned again and the search repeats, up to ``max_edits`` edits. Words that spell a listed term
-    where it was spotted are never edited away. ``spotted`` is engine.hotwords.spot's answer for ``hotwords`` in this
-    chunk, when the caller has it already.
+    the list's length), is made; the text is aligned again and the search repeats, up to
+    ``max_edits`` edits. Words that spell a listed term where it was spotted are never edited away.
+    ``spotted`` is engine.hotwords.spot's answer for ``hotwords`` in this chunk, when the caller has
+    it already.
     """
     words = text.split()
     if not words or not hotwords:
@@ -60,6 +60,7 @@ def correct_hotwords(
     hotwords = tuple(hotwords)
     min_gain = min_gain_for(len(hotwords)) if min_gain is None else min_gain
     scores = spotted if spotted is not None else spot(hotwords, log_probs, char_ctc.encode)
+    # A term the alphabet cannot spell scores -inf, so every chosen term has at least one word.
     chosen = [int(i) for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
     if not chosen:
         return text
@@ -68,7 +69,7 @@ def correct_hotwords(
     current = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(text))])[0]
     for _ in range(max_edits):
         tokens, owner = _word_tokens(words, char_ctc)
-        missing = [i for i in chosen if words_of[i] and not _occurrences(tokens, words_of[i])]
+        missing = [i for i in chosen if not _occurrences(tokens, words_of[i])]
         frames = word_frames(words, log_probs, char_ctc.index) if missing else None
         if frames is None:
             break
@@ -76,7 +77,7 @@ def correct_hotwords(
         # prompt in place of the one said) may be replaced.
         protected: set[int] = set()
         for i in chosen:
-            for start in _occurrences(tokens, words_of[i]) if words_of[i] else ():
+            for start in _occurrences(tokens, words_of[i]):
                 written = {owner[k] for k in range(start, start + len(words_of[i]))}
                 if any(frames[w] is not None and frames[w][0] <= spans[i][1] and frames[w][1] >= spans[i][0] for w in written):
                     protected |= written

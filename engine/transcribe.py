@@ -165,8 +165,8 @@ def chunk_prompts(
     """What each chunk of a batch is decoded with: its prompt context, where a hotword list longer than
     ``prompt_hotwords`` is cut to the terms the chunk's CTC posteriors spot (engine.hotwords.retrieve),
     and ``decoding`` with the automatic hotword bonus settled on the whole list, not a chunk's share
-    of it. Also the CTC posteriors (B arrays (T_b, V)) and each chunk's keyword scores and spans for the
-    list (engine.hotwords.spot), when they were computed, else None."""
+    of it. Also the CTC posteriors (B arrays (T_b, V)) and each chunk's keyword scores for the list
+    (engine.hotwords.spot), when they were computed, else None."""
     decoding = replace(decoding, hotword_boost=decoding.boost_for(len(context.hotwords)))
     if len(context.hotwords) <= prompt_hotwords:
         return [context] * frames.shape[0], decoding, None, None
