@@ -1,4 +1,4 @@
-"""Every training stage in order: SSL → SFT → context SFT → MWER → export (Seed-ASR's sequence).
+"""Every training stage in order: SSL → SFT → context SFT → MWER (Seed-ASR's sequence) → character-CTC head → export.
 
     python -m training run-all --preset tiny --out runs/all-tiny --train data/asterisk-train.jsonl
 
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
-STAGES = ("ssl", "sft", "context-sft", "mwer")
+STAGES = ("ssl", "sft", "context-sft", "mwer", "char-ctc")
 
 
 def _checkpoint(run: Path) -> Path:
@@ -43,9 +43,10 @@ def run_all(preset: str, out: Path, train: list[str], dev: list[str], log=print)
     stage("sft", cached | {"out_dir": str(out / "sft"), "encoder_init": str(out / "ssl" / ENCODER_FILE)})
     stage("context-sft", cached | {"out_dir": str(out / "context-sft"), "init_from": str(_checkpoint(out / "sft"))})
     stage("mwer", cached | {"out_dir": str(out / "mwer"), "init_from": str(_checkpoint(out / "context-sft"))})
+    stage("char-ctc", cached | {"out_dir": str(out / "char-ctc"), "init_from": str(_checkpoint(out / "mwer"))})
     model = out / "model"
-    if _export(_checkpoint(out / "mwer"), model, "float16") != 0:
-        raise RuntimeError(f"run-all: export of {out / 'mwer'} failed")
+    if _export(_checkpoint(out / "char-ctc"), model, "float16") != 0:
+        raise RuntimeError(f"run-all: export of {out / 'char-ctc'} failed")
     log("run-all: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items()) + f"; model in {model}")
     return model
 

@@ -263,7 +263,7 @@ class AcLLM(nn.Module):
             lm_loss = nn.functional.cross_entropy(logits.float(), targets)
             terms.append(lm_loss)
         if ctc_targets is not None and self.config.ctc_weight > 0:
-            log_probs = self.encoder.ctc_log_probs(frames)  # (B, T, V)
+            log_probs = self.encoder.ctc_log_probs(frames, frame_lengths)  # (B, T, V)
             ctc_loss = _ctc(log_probs, ctc_targets.to(self.device), frame_lengths, ctc_target_lengths.to(self.device))
             terms.append(self.config.ctc_weight * ctc_loss)
         if token_targets is not None and self.config.token_ctc_weight > 0:
@@ -345,12 +345,12 @@ class AcLLM(nn.Module):
     @torch.inference_mode()
     def ctc_hypotheses(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list[str]:
         """The CTC head's first-pass text per chunk (lower case, no punctuation)."""
-        return self.ctc.greedy_decode(self.encoder.ctc_log_probs(frames), frame_lengths)
+        return self.ctc.greedy_decode(self.encoder.ctc_log_probs(frames, frame_lengths.to(frames.device)), frame_lengths)
 
     @torch.inference_mode()
     def ctc_log_probs(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list:
         """The character CTC head's log-probabilities per chunk, trimmed to its length: B numpy arrays (T_b, V)."""
-        log_probs = self.encoder.ctc_log_probs(frames.to(self.device)).float().cpu().numpy()  # (B, T, V)
+        log_probs = self.encoder.ctc_log_probs(frames.to(self.device), frame_lengths).float().cpu().numpy()  # (B, T, V)
         return [row[:length] for row, length in zip(log_probs, frame_lengths.tolist(), strict=True)]
 
     @torch.inference_mode()

@@ -42,7 +42,13 @@ def build_model(config: AcLLMConfig, runtime: Runtime, checkpoint_dir: Path | No
 
         tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir / "tokenizer")
     ctc = CharCTC(config.encoder.ctc_alphabet)
-    encoder = SpeechEncoder(whisper, ctc.vocab_size, trimmed=config.encoder.window == "trimmed")
+    encoder = SpeechEncoder(
+        whisper,
+        ctc.vocab_size,
+        trimmed=config.encoder.window == "trimmed",
+        head_layers=config.encoder.ctc_head_layers,
+        head_hidden=config.encoder.ctc_head_hidden,
+    )
     adapter = FrameStackProjector(encoder.dim, llm.config.hidden_size, config.adapter.stack, config.adapter.hidden)
     if config.llm.lora is not None:
         from peft import LoraConfig, get_peft_model

@@ -43,6 +43,12 @@ class EncoderConfig:
     # windows lost no accuracy run trimmed; the shipped ones were then trained further on trimmed
     # windows (README, Performance and Accuracy).
     window: str = "trimmed"
+    # The character CTC head on the encoder's frames: 0 layers is one linear layer; N > 0 puts N
+    # bidirectional LSTM layers of ``ctc_head_hidden`` units a direction under it (training/recipes/
+    # char_ctc.py trains one on cached encoder frames). It alone spells the hotwords the chunk is
+    # searched for (engine/kws.py), so how well it spells names bounds hotword retrieval and correction.
+    ctc_head_layers: int = 0
+    ctc_head_hidden: int = 256
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,10 @@ class AcLLMConfig:
             raise ValueError("encoder.init_weights starts a random-architecture encoder: set encoder.source to 'random' too")
         if self.encoder.window not in ENCODER_WINDOWS:
             raise ValueError(f"encoder.window must be one of {', '.join(ENCODER_WINDOWS)}, got {self.encoder.window!r}")
+        if self.encoder.ctc_head_layers < 0 or self.encoder.ctc_head_hidden < 1:
+            raise ValueError(
+                f"encoder.ctc_head_layers must be ≥ 0 and ctc_head_hidden ≥ 1, got {self.encoder.ctc_head_layers}, {self.encoder.ctc_head_hidden}"
+            )
         if (self.llm.source == "random") != (self.llm.random_dims is not None):
             raise ValueError("llm.random_dims must be given exactly when llm.source is 'random'")
 

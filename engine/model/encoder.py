@@ -95,10 +95,12 @@ class SpeechEncoder(nn.Module):
     seconds) instead of the whole 30 s window; see ``EncoderConfig.window``.
     """
 
-    def __init__(self, whisper: nn.Module, ctc_vocab_size: int, trimmed: bool = False):
+    def __init__(self, whisper: nn.Module, ctc_vocab_size: int, trimmed: bool = False, head_layers: int = 0, head_hidden: int = 256):
         super().__init__()
         self.whisper = whisper
-        self.ctc_head = nn.Linear(whisper.config.d_model, ctc_vocab_size)
+        d_model = whisper.config.d_model
+        # A linear head keeps the parameter names checkpoints saved before the recurrent head existed.
+        self.ctc_head = RecurrentCTCHead(d_model, ctc_vocab_size, head_layers, head_hidden) if head_layers else nn.Linear(d_model, ctc_vocab_size)
         self.trimmed = trimmed
 
     @property
@@ -128,5 +130,31 @@ class SpeechEncoder(nn.Module):
             hidden = out[0] if isinstance(out, tuple) else out  # transformers 4.x returns a tuple
         return whisper.layer_norm(hidden)
 
-    def ctc_log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(self.ctc_head(hidden).float(), dim=-1)  # (B, T, V)
+    def ctc_log_probs(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Character log-probabilities (B, T, V) of frames (B, T, C) whose first ``lengths`` (B,) are real."""
+        if isinstance(self.ctc_head, RecurrentCTCHead):
+            logits = self.ctc_head(hidden, lengths)
+        else:
+            logits = self.ctc_head(hidden)
+        return torch.log_softmax(logits.float(), dim=-1)
+
+
+class RecurrentCTCHead(nn.Module):
+    """Bidirectional LSTM layers under a linear layer: character logits from encoder frames.
+
+    Each row runs over its own ``lengths`` frames only (packed), so a chunk gets the same logits alone
+    or in a batch; positions past a row's length get the logits of zero state.
+    """
+
+    def __init__(self, dim: int, vocab_size: int, layers: int, hidden: int):
+        super().__init__()
+        self.lstm = nn.LSTM(dim, hidden, num_layers=layers, bidirectional=True, batch_first=True)
+        self.out = nn.Linear(2 * hidden, vocab_size)
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(
+            hidden.to(self.out.weight.dtype), lengths.clamp(min=1, max=hidden.shape[1]).cpu(), batch_first=True, enforce_sorted=False
+        )
+        states, _ = self.lstm(packed)
+        states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=hidden.shape[1])
+        return self.out(states)  # (B, T, V)

@@ -152,17 +152,19 @@ def test_the_large_preset_describes_the_gpu_architecture():
 
 def test_every_stage_has_tiny_default_and_large_presets_and_the_large_ones_chain():
     from training.config import load_config
+    from training.recipes.char_ctc import CharCTCConfig
     from training.recipes.context_sft import ContextSFTConfig
     from training.recipes.mwer import MWERConfig
     from training.recipes.sft import SFTConfig
     from training.recipes.ssl import WHISPER_LARGE_V3, SSLConfig
 
     configs = Path(__file__).resolve().parents[2] / "training/configs"
-    kinds = {"ssl": SSLConfig, "sft": SFTConfig, "context-sft": ContextSFTConfig, "mwer": MWERConfig}
+    kinds = {"ssl": SSLConfig, "sft": SFTConfig, "context-sft": ContextSFTConfig, "mwer": MWERConfig, "char-ctc": CharCTCConfig}
     loaded = {(stage, preset): load_config(kind, configs / f"{stage}-{preset}.yaml") for stage, kind in kinds.items() for preset in ("tiny", "default", "large")}
     assert {path.stem for path in configs.glob("*.yaml")} == {f"{stage}-{preset}" for stage, preset in loaded}
-    ssl, sft, context, mwer = (loaded[stage, "large"] for stage in kinds)
+    ssl, sft, context, mwer, char_ctc = (loaded[stage, "large"] for stage in kinds)
     assert ssl.encoder_config().source == "hub:openai/whisper-large-v3" and ssl.bf16
     assert replace(ssl, init="random").encoder_config().random_dims == WHISPER_LARGE_V3
     assert context.model_config().llm.source == "hub:Qwen/Qwen2.5-7B-Instruct" and context.bf16 and mwer.bf16
     assert context.init_from == f"{sft.out_dir}/best" and mwer.init_from == f"{context.out_dir}/best"  # each continues the last
+    assert char_ctc.init_from == f"{mwer.out_dir}/best"

@@ -189,19 +189,27 @@ def load_cached_data(
     return train, dev, frames
 
 
-def _warmup_cosine(config: SFTConfig):
-    """LR factor per step: the alignment stage, then the LLM stage, each with its own warmup and cosine."""
+def warmup_cosine(steps: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
+    """LR factor per step: linear warmup over ``warmup`` steps, then a cosine down to ``min_ratio`` at ``steps``."""
 
-    def cosine(step: int, steps: int, warmup: int) -> float:
+    def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-        return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _warmup_cosine(config: SFTConfig):
+    """LR factor per step: the alignment stage, then the LLM stage, each with its own warmup and cosine."""
+    align = warmup_cosine(config.align_steps, min(config.warmup_steps, config.align_steps // 10 + 1), config.min_lr_ratio)
+    llm = warmup_cosine(config.steps, config.warmup_steps, config.min_lr_ratio)
 
     def factor(step: int) -> float:
         if step < config.align_steps:
-            return config.align_lr / config.lr * cosine(step, config.align_steps, min(config.warmup_steps, config.align_steps // 10 + 1))
-        return cosine(step - config.align_steps, config.steps, config.warmup_steps)
+            return config.align_lr / config.lr * align(step)
+        return llm(step - config.align_steps)
 
     return factor
 
