@@ -13,7 +13,7 @@ RECIPES = {
     "sft": ("training.recipes.sft", "SFTConfig", "speech->text SFT (LLM frozen)"),
     "context-sft": ("training.recipes.context_sft", "ContextSFTConfig", "SFT on <context, speech, text> triples: hotwords, meeting, history"),
     "mwer": ("training.recipes.mwer", "MWERConfig", "MWER on N-best lists with hotword-weighted word errors (continues SFT)"),
-    "char-ctc": ("training.recipes.char_ctc", "CharCTCConfig", "a recurrent character-CTC head on the frozen encoder (spells hotwords)"),
+    "char-ctc": ("training.recipes.char_ctc", "CharCTCConfig", "a convolutional character-CTC head on the frozen encoder (spells hotwords)"),
 }
 
 

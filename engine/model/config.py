@@ -43,12 +43,12 @@ class EncoderConfig:
     # windows lost no accuracy run trimmed; the shipped ones were then trained further on trimmed
     # windows (README, Performance and Accuracy).
     window: str = "trimmed"
-    # The character CTC head on the encoder's frames: 0 layers is one linear layer; N > 0 puts N
-    # bidirectional LSTM layers of ``ctc_head_hidden`` units a direction under it (training/recipes/
-    # char_ctc.py trains one on cached encoder frames). It alone spells the hotwords the chunk is
-    # searched for (engine/kws.py), so how well it spells names bounds hotword retrieval and correction.
+    # The character CTC head on the encoder's frames: 0 layers is one linear layer; N > 0 puts N residual
+    # convolution blocks of ``ctc_head_hidden`` channels under it (engine/model/encoder.py ConvCTCHead;
+    # training/recipes/char_ctc.py trains one on cached encoder frames). It alone spells the hotwords a
+    # chunk is searched for (engine/kws.py), so how well it spells names bounds hotword retrieval and correction.
     ctc_head_layers: int = 0
-    ctc_head_hidden: int = 256
+    ctc_head_hidden: int = 384
 
 
 @dataclass(frozen=True)

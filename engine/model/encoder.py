@@ -99,8 +99,8 @@ class SpeechEncoder(nn.Module):
         super().__init__()
         self.whisper = whisper
         d_model = whisper.config.d_model
-        # A linear head keeps the parameter names checkpoints saved before the recurrent head existed.
-        self.ctc_head = RecurrentCTCHead(d_model, ctc_vocab_size, head_layers, head_hidden) if head_layers else nn.Linear(d_model, ctc_vocab_size)
+        # A linear head keeps the parameter names checkpoints saved before the convolutional head existed.
+        self.ctc_head = ConvCTCHead(d_model, ctc_vocab_size, head_layers, head_hidden) if head_layers else nn.Linear(d_model, ctc_vocab_size)
         self.trimmed = trimmed
 
     @property
@@ -132,29 +132,35 @@ class SpeechEncoder(nn.Module):
 
     def ctc_log_probs(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Character log-probabilities (B, T, V) of frames (B, T, C) whose first ``lengths`` (B,) are real."""
-        if isinstance(self.ctc_head, RecurrentCTCHead):
+        if isinstance(self.ctc_head, ConvCTCHead):
             logits = self.ctc_head(hidden, lengths)
         else:
             logits = self.ctc_head(hidden)
         return torch.log_softmax(logits.float(), dim=-1)
 
 
-class RecurrentCTCHead(nn.Module):
-    """Bidirectional LSTM layers under a linear layer: character logits from encoder frames.
+class ConvCTCHead(nn.Module):
+    """Residual convolution blocks under a linear layer: character logits from encoder frames.
 
-    Each row runs over its own ``lengths`` frames only (packed), so a chunk gets the same logits alone
-    or in a batch; positions past a row's length get the logits of zero state.
+    Each block is LayerNorm → Conv1d (kernel 5, ``hidden`` channels) → GELU → Conv1d (kernel 1) added
+    back to its input; each frame sees two neighbours a side more per block. Frames past a row's length
+    are zeroed before every convolution, as the convolution's own padding is, so a chunk gets the
+    same logits alone or padded in a batch.
     """
+
+    KERNEL = 5
 
     def __init__(self, dim: int, vocab_size: int, layers: int, hidden: int):
         super().__init__()
-        self.lstm = nn.LSTM(dim, hidden, num_layers=layers, bidirectional=True, batch_first=True)
-        self.out = nn.Linear(2 * hidden, vocab_size)
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(layers))
+        self.expand = nn.ModuleList(nn.Conv1d(dim, hidden, self.KERNEL, padding=self.KERNEL // 2) for _ in range(layers))
+        self.project = nn.ModuleList(nn.Conv1d(hidden, dim, 1) for _ in range(layers))
+        self.out = nn.Linear(dim, vocab_size)
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = nn.utils.rnn.pack_padded_sequence(
-            hidden.to(self.out.weight.dtype), lengths.clamp(min=1, max=hidden.shape[1]).cpu(), batch_first=True, enforce_sorted=False
-        )
-        states, _ = self.lstm(packed)
-        states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=hidden.shape[1])
-        return self.out(states)  # (B, T, V)
+        hidden = hidden.to(self.out.weight.dtype)
+        real = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths.to(hidden.device)[:, None])[..., None]
+        for norm, expand, project in zip(self.norms, self.expand, self.project, strict=True):
+            x = (norm(hidden) * real).transpose(1, 2)  # (B, C, T)
+            hidden = hidden + project(nn.functional.gelu(expand(x))).transpose(1, 2)
+        return self.out(hidden)  # (B, T, V)

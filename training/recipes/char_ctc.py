@@ -1,9 +1,9 @@
-"""Character CTC head: a recurrent head on the frozen encoder's frames, trained alone.
+"""Character CTC head: a convolutional head on the frozen encoder's frames, trained alone.
 
 The character CTC spells what hotword retrieval and correction search for (engine/kws.py,
 engine/correction.py) and what word timestamps are aligned to. A linear layer on Whisper tiny's
-frames spells rare names poorly ("milq" for "Michael"), so this stage puts bidirectional LSTM
-layers under it (``EncoderConfig.ctc_head_layers``) and trains that head with CTC, everything else
+frames spells rare names poorly ("milq" for "Michael"), so this stage puts residual convolution
+blocks under it (``EncoderConfig.ctc_head_layers``) and trains that head with CTC, everything else
 of ``init_from`` frozen and kept, on cached encoder frames (training/features.py). Dev sets are
 scored by the head's greedy text; the checkpoint with the lowest mean dev WER is ``best/``.
 
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from engine.model.acllm import AcLLM
-from engine.model.encoder import RecurrentCTCHead
+from engine.model.encoder import ConvCTCHead
 from engine.model.runtime import Runtime
 from training.data.manifest import Utterance
 from training.recipes import sft
@@ -35,8 +35,8 @@ class CharCTCConfig:
     init_from: str | None = None  # the checkpoint whose encoder frames feed the head; all of it but the head is kept
     model: str = "default"  # the architecture preset when there is no init_from ("tiny" for tests)
     head_layers: int = 2
-    head_hidden: int = 256
-    dropout: float = 0.2  # on the frames and between LSTM layers
+    head_hidden: int = 384
+    dropout: float = 0.1  # on the frames the head reads
     time_mask: float = 0.1  # fraction of each training utterance's frames zeroed, in spans of ≤ 10 frames
     train_manifests: tuple[str, ...] = ()
     dev_manifests: tuple[str, ...] = ()
@@ -99,8 +99,7 @@ def setup(config: CharCTCConfig) -> CharCTCState:
         model = load_checkpoint(Path(config.init_from), runtime)
     else:
         model = build_model(sft.PRESETS[config.model](), runtime, seed=config.seed)
-    use_recurrent_head(model, config.head_layers, config.head_hidden)
-    model.encoder.ctc_head.lstm.dropout = config.dropout
+    use_conv_head(model, config.head_layers, config.head_hidden)
     train, dev, frames = sft.load_cached_data(config, model, accelerator)
     optimizer = torch.optim.AdamW(model.encoder.ctc_head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     factor = sft.warmup_cosine(config.steps, config.warmup_steps, config.min_lr_ratio)
@@ -111,12 +110,12 @@ def setup(config: CharCTCConfig) -> CharCTCState:
     return state
 
 
-def use_recurrent_head(model: AcLLM, layers: int, hidden: int) -> None:
-    """Give ``model`` a fresh recurrent character-CTC head (and say so in its config); freeze the rest."""
+def use_conv_head(model: AcLLM, layers: int, hidden: int) -> None:
+    """Give ``model`` a fresh convolutional character-CTC head (and say so in its config); freeze the rest."""
     encoder = dataclasses.replace(model.config.encoder, ctc_head_layers=layers, ctc_head_hidden=hidden)
     model.config = dataclasses.replace(model.config, encoder=encoder)
     model.requires_grad_(False)
-    model.encoder.ctc_head = RecurrentCTCHead(model.encoder.dim, model.ctc.vocab_size, layers, hidden).to(model.device)
+    model.encoder.ctc_head = ConvCTCHead(model.encoder.dim, model.ctc.vocab_size, layers, hidden).to(model.device)
 
 
 def _batch(state: CharCTCState, utterances: list[Utterance], rng: random.Random | None = None):
