@@ -62,40 +62,66 @@ def correct_hotwords(
     scores = spotted if spotted is not None else spot(hotwords, log_probs, char_ctc.encode)
     # A term the alphabet cannot spell scores -inf, so every chosen term has at least one word.
     chosen = [int(i) for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
-    if not chosen:
+    listed = {t for t in (_tokens(term, char_ctc) for term in hotwords) if t}
+    if not chosen and not any(_repeats(*_word_tokens(words, char_ctc), listed)):
         return text
     spans = dict(zip(chosen, keyword_spans(log_probs, [spelled(hotwords, char_ctc.encode)[i] for i in chosen]).tolist(), strict=True))
     words_of = {i: _tokens(hotwords[i], char_ctc) for i in chosen}
     current = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(text))])[0]
     for _ in range(max_edits):
         tokens, owner = _word_tokens(words, char_ctc)
+        # A listed term written twice in a row (the boost can pull the LLM back into a name it just
+        # wrote) may lose its second copy.
+        edited = [_without(words, first, stop) for first, stop in _repeats(tokens, owner, listed)]
         missing = [i for i in chosen if not _occurrences(tokens, words_of[i])]
-        frames = word_frames(words, log_probs, char_ctc.index) if missing else None
-        if frames is None:
+        if missing:
+            replacements = _replacements(words, tokens, owner, missing, chosen, words_of, spans, log_probs, char_ctc)
+            edited += [_replaced(words, hotwords[i], first, stop) for i, first, stop in replacements]
+        if not edited:
             break
-        # A spotted term written where it was heard is kept; one the LLM wrote elsewhere (a name from the
-        # prompt in place of the one said) may be replaced.
-        protected: set[int] = set()
-        for i in chosen:
-            for start in _occurrences(tokens, words_of[i]):
-                written = {owner[k] for k in range(start, start + len(words_of[i]))}
-                if any(frames[w] is not None and frames[w][0] <= spans[i][1] and frames[w][1] >= spans[i][0] for w in written):
-                    protected |= written
-        candidates = [
-            (hotwords[i], first, stop)
-            for i in missing
-            for first, stop in sorted(_windows(frames, *spans[i]))
-            if not protected.intersection(range(first, stop))
-        ]
-        if not candidates:
-            break
-        edited = [_replaced(words, term, first, stop) for term, first, stop in candidates]
         likelihood = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(" ".join(w))) for w in edited])
         best = int(np.argmax(likelihood))
         if not likelihood[best] - current > min_gain:
             break
         words, current = edited[best], likelihood[best]
     return " ".join(words)
+
+
+def _replacements(words, tokens, owner, missing, chosen, words_of, spans, log_probs, char_ctc) -> list[tuple[int, int, int]]:
+    """(term, first, stop): each missing term with the word ranges around where it was spotted that it may replace."""
+    frames = word_frames(words, log_probs, char_ctc.index)
+    # A spotted term written where it was heard is kept; one the LLM wrote elsewhere (a name from the
+    # prompt in place of the one said) may be replaced.
+    protected: set[int] = set()
+    for i in chosen:
+        for start in _occurrences(tokens, words_of[i]):
+            written = {owner[k] for k in range(start, start + len(words_of[i]))}
+            if any(frames[w] is not None and frames[w][0] <= spans[i][1] and frames[w][1] >= spans[i][0] for w in written):
+                protected |= written
+    return [
+        (i, first, stop)
+        for i in missing
+        for first, stop in sorted(_windows(frames, *spans[i]))
+        if not protected.intersection(range(first, stop))
+    ]
+
+
+def _repeats(tokens: list[str], owner: list[int], terms) -> list[tuple[int, int]]:
+    """Word ranges [first, stop) that hold a second copy of a term written right after the first."""
+    ranges = []
+    for term in terms:
+        n = len(term)
+        for start in _occurrences(tokens, term):
+            if start >= n and tuple(tokens[start - n : start]) == term and owner[start] != owner[start - 1]:
+                ranges.append((owner[start], owner[start + n - 1] + 1))
+    return ranges
+
+
+def _without(words: list[str], first: int, stop: int) -> list[str]:
+    """``words`` without [first, stop); the words before take over the removed words' closing punctuation."""
+    trail = _TRAILING.search(words[stop - 1]).group(0)
+    before = words[: first - 1] + [_TRAILING.sub("", words[first - 1]) + trail] if first and trail else words[:first]
+    return before + words[stop:]
 
 
 def min_gain_for(n_terms: int) -> float:
