@@ -95,7 +95,7 @@ class SpeechEncoder(nn.Module):
     seconds) instead of the whole 30 s window; see ``EncoderConfig.window``.
     """
 
-    def __init__(self, whisper: nn.Module, ctc_vocab_size: int, trimmed: bool = False, head_layers: int = 0, head_hidden: int = 256):
+    def __init__(self, whisper: nn.Module, ctc_vocab_size: int, trimmed: bool = False, head_layers: int = 0, head_hidden: int = 384):
         super().__init__()
         self.whisper = whisper
         d_model = whisper.config.d_model
