@@ -37,6 +37,7 @@ from engine.model.config import EncoderConfig, WhisperDims, dataclass_from_dict
 from engine.model.encoder import CHUNK_SECONDS, ENCODER_STRIDE, N_MEL_FRAMES, Features, LogMelFrontend
 from engine.model.tiny import default_config, large_config, tiny_config
 from training.data.manifest import Utterance, read_manifest
+from training.recipes.sft import warmup_cosine
 
 WHISPER_TINY_EN = WhisperDims(d_model=384, layers=4, heads=6, ffn_dim=1536, n_mels=80)  # the packaged encoder's shape
 WHISPER_LARGE_V3 = WhisperDims(d_model=1280, layers=32, heads=20, ffn_dim=5120, n_mels=128)  # openai/whisper-large-v3's
@@ -307,21 +308,11 @@ def setup(config: SSLConfig) -> SSLState:
     batches = MaskedBatches(train, quantizer, n_mels, config, accelerator.process_index, accelerator.num_processes)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps, config.warmup_steps, config.min_lr_ratio))
     wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = SSLState(config, accelerator, model, wrapped, optimizer, scheduler, batches)
     resume_if_saved(state)
     return state
-
-
-def _warmup_cosine(config: SSLConfig):
-    def factor(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
-        return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
 
 
 def train(state: SSLState) -> SSLState:
