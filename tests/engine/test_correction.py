@@ -66,3 +66,12 @@ def test_a_listed_term_written_twice_in_a_row_keeps_one_copy_if_the_audio_holds_
     assert correct_hotwords("Thanks, Iawa Iawa.", heard("thanks gilles"), ["Iawa", "Nowak"], CTC, min_score=0.5) == "Thanks, Iawa."
     # said twice: both stay
     assert correct_hotwords("Hengelo, Hengelo.", heard("hengelo hengelo"), ["Hengelo"], CTC) == "Hengelo, Hengelo."
+
+
+def test_a_listed_term_the_llm_wrote_gives_way_to_a_listed_term_the_audio_fits_better():
+    # "Alison" is listed and spotted where it was written, but the audio holds all of "Alison Fyfe"
+    fixed = correct_hotwords("When did you meet Alison?", heard("when did you meet alison fyfe"), ["Alison", "Alison Fyfe"], CTC)
+    assert fixed == "When did you meet Alison Fyfe?"
+    # and the other way round: a right term is not traded for a longer listed one the audio lacks
+    kept = correct_hotwords("When did you meet Alison?", heard("when did you meet alison"), ["Alison", "Alison Fyfe"], CTC)
+    assert kept == "When did you meet Alison?"
