@@ -29,6 +29,7 @@ from engine.kws import keyword_spans
 
 _LEADING = re.compile(r"^[^\w]*")
 _TRAILING = re.compile(r"('s)?[^\w]*$")
+_REPEATED = re.compile(r"(.)\1+")
 
 
 def correct_hotwords(
@@ -78,9 +79,12 @@ def correct_hotwords(
     listed = {t for t in (_tokens(term, char_ctc) for term in hotwords) if t}
     if not chosen and not any(_repeats(*_word_tokens(words, char_ctc), listed)):
         return text
-    spans = dict(zip(chosen, keyword_spans(log_probs, [spelled(hotwords, char_ctc.encode)[i] for i in chosen]).tolist(), strict=True))
+    spans = dict(
+        zip(chosen, keyword_spans(log_probs, [spelled(hotwords, char_ctc.encode)[i] for i in chosen]).tolist(), strict=True)
+    )
     words_of = {i: _tokens(hotwords[i], char_ctc) for i in chosen}
-    current = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(text))])[0]
+    words = _spelled_as_listed(words, chosen, words_of, hotwords, char_ctc)
+    current = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(" ".join(words)))])[0]
     for _ in range(max_edits):
         tokens, owner = _word_tokens(words, char_ctc)
         # A listed term written twice in a row (the boost can pull the LLM back into a name it just
@@ -89,7 +93,9 @@ def correct_hotwords(
         missing = [i for i in chosen if not _occurrences(tokens, words_of[i])]
         if missing:
             frames = word_frames(words, log_probs, char_ctc.index)
-            edited += [_replaced(words, hotwords[i], first, stop) for i in missing for first, stop in sorted(_windows(frames, *spans[i]))]
+            edited += [
+                _replaced(words, hotwords[i], first, stop) for i in missing for first, stop in sorted(_windows(frames, *spans[i]))
+            ]
         if not edited:
             break
         likelihood = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(" ".join(w))) for w in edited])
@@ -98,6 +104,25 @@ def correct_hotwords(
             break
         words, current = edited[best], likelihood[best]
     return " ".join(words)
+
+
+def _spelled_as_listed(words: list[str], chosen: list[int], words_of: dict, hotwords: tuple[str, ...], char_ctc) -> list[str]:
+    """``words`` with each spotted term that was written with a doubled letter more or less ("Valadolid" for
+    "Valladolid") spelled as listed. A CTC writes a doubled letter only with a blank frame between the two,
+    so it often likes the single letter better and cannot judge this edit; the list can."""
+    for i in chosen:
+        term = words_of[i]
+        key = tuple(_REPEATED.sub(r"\1", t) for t in term)
+        tokens, owner = _word_tokens(words, char_ctc)
+        for start in reversed(range(len(tokens) - len(term) + 1)):
+            stop = start + len(term)
+            written = tuple(tokens[start:stop])
+            whole_words = (start == 0 or owner[start - 1] != owner[start]) and (
+                stop == len(tokens) or owner[stop] != owner[stop - 1]
+            )
+            if written != term and whole_words and tuple(_REPEATED.sub(r"\1", t) for t in written) == key:
+                words = _replaced(words, hotwords[i], owner[start], owner[stop - 1] + 1)
+    return words
 
 
 def _repeats(tokens: list[str], owner: list[int], terms) -> list[tuple[int, int]]:

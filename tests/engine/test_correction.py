@@ -75,3 +75,12 @@ def test_a_listed_term_the_llm_wrote_gives_way_to_a_listed_term_the_audio_fits_b
     # and the other way round: a right term is not traded for a longer listed one the audio lacks
     kept = correct_hotwords("When did you meet Alison?", heard("when did you meet alison"), ["Alison", "Alison Fyfe"], CTC)
     assert kept == "When did you meet Alison?"
+
+
+def test_a_spotted_term_written_with_a_letter_doubled_or_not_is_spelled_as_listed():
+    # Posteriors with one "l": the CTC alone prefers the text as written, so only the list can decide.
+    audio = heard("the project in valadolid")
+    assert correct_hotwords("The project in Valadolid.", audio, ["Valladolid", "Nairobi"], CTC) == "The project in Valladolid."
+    # only a term the audio holds here, and only whole words
+    assert correct_hotwords("The project in Valadolid.", audio, ["Valladolid"], CTC, min_score=0.5) == "The project in Valadolid."
+    assert correct_hotwords("Ask Annabel.", heard("ask annabel"), ["Ana"], CTC) == "Ask Annabel."
