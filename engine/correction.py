@@ -62,11 +62,13 @@ def correct_hotwords(
     B-WER / recall after correction at -2.0 → -3.0: true+100 14.5 / 13.6 / 18.0 / 80.7% → 12.4 / 12.8 /
     11.0 / 87.7%; true+1000 17.5 / 14.6 / 29.0 / 70.2% → 15.7 / 14.1 / 22.0 / 75.4%. Lower cut-offs
     (-3.5 to -8) changed nothing there: ``limit`` and the gain decide. Lowering retrieval's cut-off to
-    -3.0 instead lost recall (80.7% at true+100, corrected): more distractors reached the prompt.
+    -3.0 instead lost recall (80.7% at true+100, corrected, with the rule below still off): more
+    distractors reached the prompt.
     Until then, a listed term written where it was spotted was never replaced; with the convolutional
     head, letting the CTC judge those too raised recall at true+500 from 80.7% to 86.0% and at true+1000
     from 75.4% to 82.5% on the same utterances (WER 14.1 → 12.2% and 15.7 → 13.2%), and left true+100's
     87.7% as it was: a distractor that the prompt led the LLM to write no longer shuts out the term said.
+    A spotted term written with a letter doubled or single is first spelled as listed (_spelled_as_listed).
     """
     words = text.split()
     if not words or not hotwords:
@@ -114,14 +116,18 @@ def _spelled_as_listed(words: list[str], chosen: list[int], words_of: dict, hotw
         term = words_of[i]
         key = tuple(_REPEATED.sub(r"\1", t) for t in term)
         tokens, owner = _word_tokens(words, char_ctc)
-        for start in reversed(range(len(tokens) - len(term) + 1)):
+        end = len(tokens)  # tokens from here on may belong to a word already respelled
+        for start in reversed(range(end - len(term) + 1)):
             stop = start + len(term)
+            if stop > end:
+                continue
             written = tuple(tokens[start:stop])
             whole_words = (start == 0 or owner[start - 1] != owner[start]) and (
                 stop == len(tokens) or owner[stop] != owner[stop - 1]
             )
             if written != term and whole_words and tuple(_REPEATED.sub(r"\1", t) for t in written) == key:
                 words = _replaced(words, hotwords[i], owner[start], owner[stop - 1] + 1)
+                end = start
     return words
 
 

@@ -84,3 +84,6 @@ def test_a_spotted_term_written_with_a_letter_doubled_or_not_is_spelled_as_liste
     # only a term the audio holds here, and only whole words
     assert correct_hotwords("The project in Valadolid.", audio, ["Valladolid"], CTC, min_score=0.5) == "The project in Valadolid."
     assert correct_hotwords("Ask Annabel.", heard("ask annabel"), ["Ana"], CTC) == "Ask Annabel."
+    # twice in one chunk: both respelled
+    twice = correct_hotwords("Valadolid or Valadolid?", heard("valadolid or valadolid"), ["Valladolid"], CTC)
+    assert twice == "Valladolid or Valladolid?"
