@@ -345,7 +345,7 @@ class AcLLM(nn.Module):
     @torch.inference_mode()
     def ctc_hypotheses(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list[str]:
         """The CTC head's first-pass text per chunk (lower case, no punctuation)."""
-        return self.ctc.greedy_decode(self.encoder.ctc_log_probs(frames, frame_lengths.to(frames.device)), frame_lengths)
+        return self.ctc.greedy_decode(self.encoder.ctc_log_probs(frames, frame_lengths), frame_lengths)
 
     @torch.inference_mode()
     def ctc_log_probs(self, frames: torch.Tensor, frame_lengths: torch.Tensor) -> list:
