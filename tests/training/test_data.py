@@ -19,9 +19,18 @@ from training.data import augment, spoken
 from training.data.build import main as cli_main
 from training.data.corpora import build_asterisk, clean_asterisk_text, librispeech_utterances
 from training.data.manifest import Utterance, read_manifest, write_manifest
-from training.data.splits import split_key, word_count
+from training.data.splits import is_dev_text, split_key, word_count
 from training.data.text_sources import clean_fortune, sentence_stream
-from training.data.tts import audio_file_name, plan_noisy_copies, plan_tts_corpus, render_items
+from training.data.tts import (
+    DEV_SENTENCE_SHARE,
+    TTS_SPLIT_SALT,
+    audio_file_name,
+    name_words,
+    plan_names_corpus,
+    plan_noisy_copies,
+    plan_tts_corpus,
+    render_items,
+)
 from training.data.voices import Voice
 
 SR = 16_000
@@ -262,12 +271,32 @@ def test_tts_plan_is_deterministic_and_keeps_dev_apart(tmp_path):
     assert all(i.augment.is_clean for i in plan.dev)
 
 
+def test_names_plan_is_all_names_and_keeps_the_avoided_names_out():
+    def names(avoid, seed=0):
+        return plan_names_corpus(seed, 1.0, avoid, train_voices=(FLITE, ESPEAK), max_utterances=40)
+
+    free = names(())
+    assert free == names(()) and free != names((), seed=1)
+    assert len(free) == 40 and all(item.hotwords for item in free)
+    assert {item.voice for item in free} <= {FLITE, ESPEAK}
+    assert not any(is_dev_text(item.text, DEV_SENTENCE_SHARE, TTS_SPLIT_SALT) for item in free)
+
+    avoid = [term for item in free[:10] for term in item.hotwords]
+    kept = names(avoid)
+    assert len(kept) == 40
+    assert not name_words([term for item in kept for term in item.hotwords]) & name_words(avoid)
+    assert [item.text for item in kept] != [item.text for item in free]
+    # A company suffix is not a name: avoiding "Kisman Group" still allows other groups.
+    assert name_words(["Kisman Group", "the World Bank"]) == {"kisman", "world", "bank"}
+
+
 _PLAN_DIGEST = """
 import hashlib, sys
-from training.data.tts import plan_tts_corpus
+from training.data.tts import plan_names_corpus, plan_tts_corpus
 plan = plan_tts_corpus(3, train_hours=10.0, dev_utterances=60, babble_pool=list("abcdefgh"),
                        fortune_share=0.3, fortune_dir=sys.argv[1], max_train_utterances=240)
-print(hashlib.sha256(repr(plan).encode()).hexdigest())
+names = plan_names_corpus(3, 10.0, [t for item in plan.dev for t in item.hotwords], max_utterances=240)
+print(hashlib.sha256(repr((plan, names)).encode()).hexdigest())
 """
 
 
@@ -318,14 +347,19 @@ def test_build_cli_writes_all_manifests(tmp_path, capsys):
     out = tmp_path / "data"
     code = cli_main(["build", "--out", str(out), "--tts-hours", "0.003", "--dev-tts-utterances", "2",
                      "--jobs", "1", "--asterisk-sounds", str(sounds), "--asterisk-transcripts", str(transcripts),
-                     "--engines", "flite,espeak", "--fortunes", str(_write_fortunes(tmp_path / "fortunes"))])
+                     "--engines", "flite,espeak", "--fortunes", str(_write_fortunes(tmp_path / "fortunes")),
+                     "--name-hours", "0.002"])
     assert code == 0
     printed = capsys.readouterr().out
-    for name in ("asterisk-train", "asterisk-dev", "tts-train", "dev-tts", "dev-noisy"):
+    for name in ("asterisk-train", "asterisk-dev", "tts-train", "dev-tts", "dev-noisy", "tts-names"):
         assert read_manifest(out / f"{name}.jsonl"), name
         assert f"{name}.jsonl" in printed
     noisy = read_manifest(out / "dev-noisy.jsonl")
     assert len(noisy) == 2 + len(read_manifest(out / "asterisk-dev.jsonl"))
+    names = read_manifest(out / "tts-names.jsonl")
+    assert all(u.hotwords for u in names)
+    dev_names = name_words([t for u in read_manifest(out / "dev-tts.jsonl") for t in u.hotwords])
+    assert not name_words([t for u in names for t in u.hotwords]) & dev_names
     info = json.loads((out / "build.json").read_text())
     assert not set(info["train_voices"]) & set(info["held_out_voices"])
     assert {key.split(":")[0] for key in info["train_voices"] + info["held_out_voices"]} == {"flite", "espeak"}

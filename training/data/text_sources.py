@@ -89,6 +89,11 @@ def fortune_sentences(root: str | Path = FORTUNE_DIR) -> list[Sentence]:
 # --- template sentences --------------------------------------------------------------------
 
 NAME_LOCALES = ("en_US", "en_GB", "en_IN", "en_IE", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "sv_SE", "pl_PL", "tr_TR", "pt_BR")
+# More spelling patterns for the names supplement (tts-names). Each folds to plain ASCII without losing
+# letters (not da_DK: "Øyvind" folds to "yvind") and draws the same names whatever PYTHONHASHSEED is.
+EXTRA_NAME_LOCALES = ("fi_FI", "cs_CZ", "hu_HU", "ro_RO", "no_NO", "hr_HR", "sl_SI", "lv_LV", "lt_LT", "et_EE",
+                      "en_AU", "en_NG", "yo_NG", "zu_ZA", "sw", "tw_GH", "ga_IE", "id_ID", "de_AT", "fr_CA",
+                      "es_MX", "pt_PT", "uz_UZ")
 # Not it_IT: its city list is built from a set, so its order (and a seeded draw) changes
 # with PYTHONHASHSEED, and the corpus would differ from run to run.
 CITY_LOCALES = ("en_IN", "de_DE", "es_ES", "nl_NL", "sv_SE", "pl_PL")
@@ -175,9 +180,9 @@ def _plain_word(text: str) -> bool:
 class _Slots:
     """Fills template slots from one seeded random stream; each fill is (spoken text, hotword or None)."""
 
-    def __init__(self, rng: random.Random):
+    def __init__(self, rng: random.Random, name_locales: tuple[str, ...] = NAME_LOCALES):
         self.rng = rng
-        self.name_fakers = [self._faker(locale) for locale in NAME_LOCALES]
+        self.name_fakers = [self._faker(locale) for locale in name_locales]
         self.city_fakers = [self._faker(locale) for locale in CITY_LOCALES]
         self.en = self._faker("en_US")
 
@@ -284,13 +289,15 @@ def template_sentence(template: str, slots: _Slots) -> Sentence:
     return Sentence(text[0].upper() + text[1:], "template", tuple(hotwords))
 
 
-def sentence_stream(seed: int, fortune_share: float = 0.4, fortune_dir: str | Path = FORTUNE_DIR) -> Iterator[Sentence]:
+def sentence_stream(seed: int, fortune_share: float = 0.4, fortune_dir: str | Path = FORTUNE_DIR,
+                    name_locales: tuple[str, ...] = NAME_LOCALES, stream: str = "") -> Iterator[Sentence]:
     """An endless, seeded stream of distinct sentences: shuffled fortunes mixed with
-    template sentences; when the fortunes run out, templates only."""
-    rng = random.Random(f"sentences/{seed}")
+    template sentences; when the fortunes run out, templates only. A different
+    `stream` name gives an independent stream from the same seed."""
+    rng = random.Random(f"{stream}sentences/{seed}")
     fortunes = fortune_sentences(fortune_dir) if fortune_share > 0 else []
     rng.shuffle(fortunes)
-    slots = _Slots(random.Random(f"slots/{seed}"))
+    slots = _Slots(random.Random(f"{stream}slots/{seed}"), name_locales)
     seen: set[str] = set()
     next_fortune = 0
     while True:

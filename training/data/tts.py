@@ -8,6 +8,7 @@ interrupted build resumable and a changed plan re-render only what changed.
 
 Splits: train uses TRAIN_VOICES and sentences whose text hashes to train;
 dev-tts uses the held-out DEV_VOICES and dev-hashed sentences, clean.
+tts-names (optional) is more train data dense in names, none of them a dev-tts name.
 dev-noisy is a strongly corrupted copy of dev utterances (plan_noisy_copies).
 """
 
@@ -27,7 +28,7 @@ from . import augment
 from .audio_io import duration_s, read_mono_16k, write_flac
 from .manifest import Utterance
 from .splits import is_dev_text
-from .text_sources import FORTUNE_DIR, Sentence, sentence_stream
+from .text_sources import COMPANY_SUFFIXES, EXTRA_NAME_LOCALES, FORTUNE_DIR, NAME_LOCALES, Sentence, sentence_stream
 from .voices import DEV_VOICES, TRAIN_VOICES, PiperEngine, Prosody, Voice, synthesize
 
 TTS_SPLIT_SALT = "keyscribe-tts"
@@ -163,6 +164,52 @@ def plan_tts_corpus(
         for index in range(dev_utterances)
     ]
     return TtsPlan(tuple(train), tuple(dev))
+
+
+# Words of a hotword that are not a name: a dev term "Kisman Group" must not keep "Bosch Group" out.
+_NOT_NAME_WORDS = frozenset({"and", "the"} | {suffix.casefold() for suffix in COMPANY_SUFFIXES})
+
+
+def name_words(terms: Sequence[str]) -> set[str]:
+    return {word.casefold() for term in terms for word in term.split()} - _NOT_NAME_WORDS
+
+
+def plan_names_corpus(
+    seed: int,
+    hours: float,
+    avoid_terms: Sequence[str],
+    train_voices: Sequence[Voice] = TRAIN_VOICES,
+    babble_pool: Sequence[str] = (),
+    train_augment: augment.AugmentConfig = augment.TRAIN,
+    max_utterances: int | None = None,
+) -> tuple[SynthItem, ...]:
+    """About `hours` of extra train utterances, each with at least one name, company or city.
+
+    Template sentences only, with names from more locales than tts-train, from a stream
+    independent of tts-train's. A character head learns to spell names it has never heard
+    from many different ones, so a sentence is skipped when it hashes to the dev split or
+    when one of its names shares a word with `avoid_terms` (give it dev-tts's hotwords, so
+    the dev names stay unheard in this split).
+    """
+    if hours < 0:
+        raise ValueError("hours must not be negative.")
+    if hours > 0 and not train_voices:
+        raise ValueError("No working TTS voice for the names split; install flite, espeak-ng or festival.")
+    avoid = name_words(avoid_terms)
+    stream = sentence_stream(seed, 0.0, name_locales=NAME_LOCALES + EXTRA_NAME_LOCALES, stream="names-")
+    items: list[SynthItem] = []
+    planned_s = 0.0
+    while planned_s < hours * 3600 and (max_utterances is None or len(items) < max_utterances):
+        sentence = next(stream)
+        if (not sentence.hotwords or is_dev_text(sentence.text, DEV_SENTENCE_SHARE, TTS_SPLIT_SALT)
+                or name_words(sentence.hotwords) & avoid):
+            continue
+        index = len(items)
+        rng = random.Random(f"tts/{seed}/names/{index}")
+        item = _plan_item(f"tts-names-{index:06d}", sentence, rng, train_voices, train_augment, babble_pool)
+        items.append(item)
+        planned_s += estimated_duration_s(item.text, item.prosody)
+    return tuple(items)
 
 
 def plan_noisy_copies(utterances: Sequence[Utterance], seed: int, prefix: str = "noisy",
