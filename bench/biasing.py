@@ -407,12 +407,20 @@ def _numbers(kind: type, auto: bool = False) -> Callable[[str], list]:
     return parse
 
 
+def with_hotwords(utterances: Sequence[Utterance], offset: int = 0, limit: int = 0) -> list[Utterance]:
+    """The utterances that carry hotwords, without the first ``offset`` of them, at most ``limit`` (0 = all)."""
+    selected = [u for u in utterances if u.hotwords][offset:]
+    return selected[:limit] if limit else selected
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", type=Path, required=True, help="JSONL manifest whose utterances carry hotwords")
     parser.add_argument("--distractor-pool", "--pool", dest="pool", type=Path, nargs="+", default=[],
                         help="more manifests whose hotwords serve as distractors (the --manifest's own always do)")
     parser.add_argument("--limit", type=int, default=0, help="first N utterances that have hotwords (0 = all)")
+    parser.add_argument("--offset", type=int, default=0, help="skip the first N utterances that have hotwords "
+                        "(e.g. keep some for tuning and report on the rest)")
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
     parser.add_argument("--allow-untrained", action="store_true", help="without a shipped model, run the untrained default (noise)")
     parser.add_argument("--device", default="auto")
@@ -431,9 +439,7 @@ def main() -> int:
     parser.add_argument("--dump", type=Path, default=None, help="write every hypothesis to this JSONL file")
     args = parser.parse_args()
 
-    utterances = [u for u in read_manifest(args.manifest) if u.hotwords]
-    if args.limit:
-        utterances = utterances[: args.limit]
+    utterances = with_hotwords(read_manifest(args.manifest), args.offset, args.limit)
     if not utterances:
         print(f"{args.manifest} has no utterance with hotwords", file=sys.stderr)
         return 2

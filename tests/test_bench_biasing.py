@@ -181,3 +181,11 @@ def test_context_conditions_and_paragraphs(tiny_model, tmp_path):
     assert [r.condition.name for r in results][1:] == names[2:]
     # (a looping text is retried with the fallback options: same prompt, same α)
     assert [p for i, p in enumerate(prompts) if i == 0 or p != prompts[i - 1]] == [("", 1.0), (true, 1.0), (true, 0.5), (misleading, 1.0), (misleading, 0.5)]
+
+
+def test_offset_and_limit_pick_from_the_utterances_with_hotwords(tmp_path):
+    clip = tmp_path / "x.wav"
+    utterances = [_utterance(f"u{i}", "Some words.", ("Tino",) if i % 2 else (), clip) for i in range(10)]
+    assert [u.id for u in biasing.with_hotwords(utterances)] == ["u1", "u3", "u5", "u7", "u9"]
+    assert [u.id for u in biasing.with_hotwords(utterances, offset=1, limit=2)] == ["u3", "u5"]
+    assert [u.id for u in biasing.with_hotwords(utterances, offset=3)] == ["u7", "u9"]

@@ -27,6 +27,7 @@ from training.data.tts import (
     audio_file_name,
     name_words,
     plan_names_corpus,
+    plan_names_dev,
     plan_noisy_copies,
     plan_tts_corpus,
     render_items,
@@ -286,6 +287,14 @@ def test_names_plan_is_all_names_and_keeps_the_avoided_names_out():
     assert len(kept) == 40
     assert not name_words([term for item in kept for term in item.hotwords]) & name_words(avoid)
     assert [item.text for item in kept] != [item.text for item in free]
+
+    dev = plan_names_dev(0, 20, [term for item in kept for term in item.hotwords], dev_voices=(HELD_OUT,))
+    assert dev == plan_names_dev(0, 20, [term for item in kept for term in item.hotwords], dev_voices=(HELD_OUT,))
+    assert len(dev) == 20 and all(item.hotwords and item.augment.is_clean for item in dev)
+    assert {item.voice for item in dev} == {HELD_OUT}
+    assert all(is_dev_text(item.text, DEV_SENTENCE_SHARE, TTS_SPLIT_SALT) for item in dev)
+    assert not name_words([term for item in dev for term in item.hotwords]) & name_words(
+        [term for item in kept for term in item.hotwords])
     # A company suffix is not a name: avoiding "Kisman Group" still allows other groups.
     assert name_words(["Kisman Group", "the World Bank"]) == {"kisman", "world", "bank"}
 
@@ -348,10 +357,10 @@ def test_build_cli_writes_all_manifests(tmp_path, capsys):
     code = cli_main(["build", "--out", str(out), "--tts-hours", "0.003", "--dev-tts-utterances", "2",
                      "--jobs", "1", "--asterisk-sounds", str(sounds), "--asterisk-transcripts", str(transcripts),
                      "--engines", "flite,espeak", "--fortunes", str(_write_fortunes(tmp_path / "fortunes")),
-                     "--name-hours", "0.002"])
+                     "--name-hours", "0.002", "--dev-names-utterances", "2"])
     assert code == 0
     printed = capsys.readouterr().out
-    for name in ("asterisk-train", "asterisk-dev", "tts-train", "dev-tts", "dev-noisy", "tts-names"):
+    for name in ("asterisk-train", "asterisk-dev", "tts-train", "dev-tts", "dev-noisy", "tts-names", "dev-names"):
         assert read_manifest(out / f"{name}.jsonl"), name
         assert f"{name}.jsonl" in printed
     noisy = read_manifest(out / "dev-noisy.jsonl")
@@ -360,6 +369,10 @@ def test_build_cli_writes_all_manifests(tmp_path, capsys):
     assert all(u.hotwords for u in names)
     dev_names = name_words([t for u in read_manifest(out / "dev-tts.jsonl") for t in u.hotwords])
     assert not name_words([t for u in names for t in u.hotwords]) & dev_names
+    held_out = read_manifest(out / "dev-names.jsonl")
+    trained = name_words([t for m in ("tts-train", "tts-names") for u in read_manifest(out / f"{m}.jsonl") for t in u.hotwords])
+    assert len(held_out) == 2 and all(u.hotwords for u in held_out)
+    assert not name_words([t for u in held_out for t in u.hotwords]) & trained
     info = json.loads((out / "build.json").read_text())
     assert not set(info["train_voices"]) & set(info["held_out_voices"])
     assert {key.split(":")[0] for key in info["train_voices"] + info["held_out_voices"]} == {"flite", "espeak"}

@@ -12,6 +12,8 @@
     dev-noisy.jsonl                            dev-tts + asterisk-dev under strong noise and reverb
     tts-names.jsonl                            with --name-hours: more synthetic train speech, dense in
                                                names from more locales, none of them a dev-tts name
+    dev-names.jsonl                            with --dev-names-utterances: held-out voices and sentences,
+                                               clean, with names that no train manifest holds
     build.json                                 the options, and which voices worked
 Audio goes to --out/audio/. Re-running with the same options reuses finished files.
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 from .corpora import ASTERISK_SOUNDS_DIR, ASTERISK_TRANSCRIPTS, aishell_utterances, build_asterisk, librispeech_utterances
 from .manifest import Utterance, total_hours, write_manifest
 from .text_sources import FORTUNE_DIR
-from .tts import plan_names_corpus, plan_noisy_copies, plan_tts_corpus, render_items
+from .tts import plan_names_corpus, plan_names_dev, plan_noisy_copies, plan_tts_corpus, render_items
 from .voices import DEV_VOICES, ENGINES, TRAIN_VOICES, probe_voices
 
 
@@ -45,12 +47,15 @@ class BuildOptions:
     engines: tuple[str, ...] = tuple(ENGINES)
     fortune_dir: Path = FORTUNE_DIR
     name_hours: float = 0.0
+    dev_names_utterances: int = 0
 
     def __post_init__(self) -> None:
         if self.tts_hours < 0:
             raise ValueError("--tts-hours must be 0 or more.")
         if self.name_hours < 0:
             raise ValueError("--name-hours must be 0 or more.")
+        if self.dev_names_utterances < 0:
+            raise ValueError("--dev-names-utterances must be 0 or more.")
         if self.jobs < 1:
             raise ValueError("--jobs must be at least 1.")
         if self.dev_tts_utterances < 0:
@@ -99,6 +104,10 @@ def build_all(options: BuildOptions, log=print) -> dict[str, list[Utterance]]:
         dev_terms = [term for item in plan.dev for term in item.hotwords]
         render("tts-names", plan_names_corpus(options.seed, options.name_hours, dev_terms, train_voices, babble_pool),
                "tts/names")
+    if options.dev_names_utterances > 0:
+        train_terms = [term for name in ("tts-train", "tts-names") for u in manifests.get(name, ()) for term in u.hotwords]
+        render("dev-names", plan_names_dev(options.seed, options.dev_names_utterances, train_terms, dev_voices),
+               "tts/dev-names")
 
     for name, utterances in manifests.items():
         if name not in ("asterisk-train", "asterisk-dev"):  # build_asterisk wrote its own
@@ -139,6 +148,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--fortunes", type=Path, default=FORTUNE_DIR, help="folder of fortune files")
     build.add_argument("--name-hours", type=float, default=0.0,
                        help="extra synthetic train hours dense in names (tts-names.jsonl; 0 = none)")
+    build.add_argument("--dev-names-utterances", type=int, default=0,
+                       help="held-out utterances with names no train split holds (dev-names.jsonl; 0 = none)")
 
     commands.add_parser("voices", help="try every TTS voice and say which work")
 
@@ -160,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             options = BuildOptions(args.out, args.tts_hours, args.seed, args.jobs, args.dev_tts_utterances,
                                    not args.no_asterisk, args.asterisk_sounds, args.asterisk_transcripts,
                                    tuple(e.strip() for e in args.engines.split(",") if e.strip()), args.fortunes,
-                                   args.name_hours)
+                                   args.name_hours, args.dev_names_utterances)
             print_sizes(build_all(options), args.out)
         elif args.command == "voices":
             working, failed = probe_voices(TRAIN_VOICES + DEV_VOICES)

@@ -8,7 +8,8 @@ interrupted build resumable and a changed plan re-render only what changed.
 
 Splits: train uses TRAIN_VOICES and sentences whose text hashes to train;
 dev-tts uses the held-out DEV_VOICES and dev-hashed sentences, clean.
-tts-names (optional) is more train data dense in names, none of them a dev-tts name.
+tts-names (optional) is more train data dense in names, none of them a dev-tts name; dev-names
+(optional) is held-out speech whose names no train split holds.
 dev-noisy is a strongly corrupted copy of dev utterances (plan_noisy_copies).
 """
 
@@ -174,6 +175,17 @@ def name_words(terms: Sequence[str]) -> set[str]:
     return {word.casefold() for term in terms for word in term.split()} - _NOT_NAME_WORDS
 
 
+def _name_sentences(seed: int, dev: bool, avoid_terms: Sequence[str]) -> Iterator[Sentence]:
+    """Template sentences with at least one name, from a stream independent of tts-train's, with
+    names from more locales; the train or the dev side of the split; none sharing a name word with
+    ``avoid_terms``."""
+    avoid = name_words(avoid_terms)
+    for sentence in sentence_stream(seed, 0.0, name_locales=NAME_LOCALES + EXTRA_NAME_LOCALES, stream="names-"):
+        if (sentence.hotwords and is_dev_text(sentence.text, DEV_SENTENCE_SHARE, TTS_SPLIT_SALT) == dev
+                and not name_words(sentence.hotwords) & avoid):
+            yield sentence
+
+
 def plan_names_corpus(
     seed: int,
     hours: float,
@@ -183,33 +195,44 @@ def plan_names_corpus(
     train_augment: augment.AugmentConfig = augment.TRAIN,
     max_utterances: int | None = None,
 ) -> tuple[SynthItem, ...]:
-    """About `hours` of extra train utterances, each with at least one name, company or city.
+    """About ``hours`` of extra train utterances (tts-names), each with a name, company or city.
 
-    Template sentences only, with names from more locales than tts-train, from a stream
-    independent of tts-train's. A character head learns to spell names it has never heard
-    from many different ones, so a sentence is skipped when it hashes to the dev split or
-    when one of its names shares a word with `avoid_terms` (give it dev-tts's hotwords, so
-    the dev names stay unheard in this split).
+    A character head learns to spell names it has never heard from many different ones. Give
+    ``avoid_terms`` dev-tts's hotwords, so that the dev names stay unheard in this split.
     """
     if hours < 0:
         raise ValueError("hours must not be negative.")
     if hours > 0 and not train_voices:
         raise ValueError("No working TTS voice for the names split; install flite, espeak-ng or festival.")
-    avoid = name_words(avoid_terms)
-    stream = sentence_stream(seed, 0.0, name_locales=NAME_LOCALES + EXTRA_NAME_LOCALES, stream="names-")
+    sentences = _name_sentences(seed, False, avoid_terms)
     items: list[SynthItem] = []
     planned_s = 0.0
     while planned_s < hours * 3600 and (max_utterances is None or len(items) < max_utterances):
-        sentence = next(stream)
-        if (not sentence.hotwords or is_dev_text(sentence.text, DEV_SENTENCE_SHARE, TTS_SPLIT_SALT)
-                or name_words(sentence.hotwords) & avoid):
-            continue
         index = len(items)
         rng = random.Random(f"tts/{seed}/names/{index}")
-        item = _plan_item(f"tts-names-{index:06d}", sentence, rng, train_voices, train_augment, babble_pool)
+        item = _plan_item(f"tts-names-{index:06d}", next(sentences), rng, train_voices, train_augment, babble_pool)
         items.append(item)
         planned_s += estimated_duration_s(item.text, item.prosody)
     return tuple(items)
+
+
+def plan_names_dev(seed: int, utterances: int, avoid_terms: Sequence[str],
+                   dev_voices: Sequence[Voice] = DEV_VOICES) -> tuple[SynthItem, ...]:
+    """A clean held-out set (dev-names) of sentences with names, spoken by the held-out voices.
+
+    Give ``avoid_terms`` every train split's hotwords: then no name in it was heard in training,
+    which is what a meeting's list of unusual names is like.
+    """
+    if utterances < 0:
+        raise ValueError("utterances must not be negative.")
+    if utterances > 0 and not dev_voices:
+        raise ValueError("No working held-out TTS voice for dev-names; install flite, espeak-ng or festival.")
+    sentences = _name_sentences(seed, True, avoid_terms)
+    return tuple(
+        _plan_item(f"names-dev-{index:06d}", next(sentences), random.Random(f"tts/{seed}/names-dev/{index}"),
+                   dev_voices, augment.CLEAN, ())
+        for index in range(utterances)
+    )
 
 
 def plan_noisy_copies(utterances: Sequence[Utterance], seed: int, prefix: str = "noisy",
