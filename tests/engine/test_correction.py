@@ -87,3 +87,13 @@ def test_a_spotted_term_written_with_a_letter_doubled_or_not_is_spelled_as_liste
     # twice in one chunk: both respelled
     twice = correct_hotwords("Valadolid or Valadolid?", heard("valadolid or valadolid"), ["Valladolid"], CTC)
     assert twice == "Valladolid or Valladolid?"
+
+
+def test_a_written_term_of_several_words_is_replaced_whole_or_not_at_all():
+    # The LLM wrote the listed "Katharina Dallinger"; the audio fits "Oliver" better than "Dallinger" alone,
+    # but trading only that word would leave a name that is listed nowhere.
+    audio = heard("meet katharina oliver now")
+    hotwords = ["Katharina Dallinger", "Oliver"]
+    assert correct_hotwords("Meet Katharina Dallinger now.", audio, hotwords, CTC) == "Meet Katharina Dallinger now."
+    # a single-word term written in its place may still give way
+    assert correct_hotwords("Meet Katharina Dolly now.", audio, hotwords + ["Dolly"], CTC) == "Meet Katharina Oliver now."
