@@ -125,6 +125,20 @@ def _split_streams(seed: int, fortune_share: float, fortune_dir: Path) -> tuple[
     return take(False), take(True)
 
 
+def _plan_hours(split: str, seed: int, sentences: Iterator[Sentence], hours: float, max_utterances: int | None,
+                voices: Sequence[Voice], config: augment.AugmentConfig, babble_pool: Sequence[str]) -> list[SynthItem]:
+    """Items tts-<split>-000000, … from ``sentences`` until about ``hours`` of speech (estimated) are planned."""
+    items: list[SynthItem] = []
+    planned_s = 0.0
+    while planned_s < hours * 3600 and (max_utterances is None or len(items) < max_utterances):
+        index = len(items)
+        rng = random.Random(f"tts/{seed}/{split}/{index}")
+        item = _plan_item(f"tts-{split}-{index:06d}", next(sentences), rng, voices, config, babble_pool)
+        items.append(item)
+        planned_s += estimated_duration_s(item.text, item.prosody)
+    return items
+
+
 @dataclass(frozen=True)
 class TtsPlan:
     train: tuple[SynthItem, ...]
@@ -151,14 +165,8 @@ def plan_tts_corpus(
     if {v.key for v in train_voices} & {v.key for v in dev_voices}:
         raise ValueError("A voice is both in train and in the held-out set; dev-tts must use unseen voices.")
     train_stream, dev_stream = _split_streams(seed, fortune_share, Path(fortune_dir))
-    train: list[SynthItem] = []
-    planned_s = 0.0
-    while planned_s < train_hours * 3600 and (max_train_utterances is None or len(train) < max_train_utterances):
-        index = len(train)
-        rng = random.Random(f"tts/{seed}/train/{index}")
-        item = _plan_item(f"tts-train-{index:06d}", next(train_stream), rng, train_voices, train_augment, babble_pool)
-        train.append(item)
-        planned_s += estimated_duration_s(item.text, item.prosody)
+    train = _plan_hours("train", seed, train_stream, train_hours, max_train_utterances, train_voices, train_augment,
+                        babble_pool)
     dev = [
         _plan_item(f"tts-dev-{index:06d}", next(dev_stream), random.Random(f"tts/{seed}/dev/{index}"),
                    dev_voices, augment.CLEAN, ())
@@ -205,15 +213,7 @@ def plan_names_corpus(
     if hours > 0 and not train_voices:
         raise ValueError("No working TTS voice for the names split; install flite, espeak-ng or festival.")
     sentences = _name_sentences(seed, False, avoid_terms)
-    items: list[SynthItem] = []
-    planned_s = 0.0
-    while planned_s < hours * 3600 and (max_utterances is None or len(items) < max_utterances):
-        index = len(items)
-        rng = random.Random(f"tts/{seed}/names/{index}")
-        item = _plan_item(f"tts-names-{index:06d}", next(sentences), rng, train_voices, train_augment, babble_pool)
-        items.append(item)
-        planned_s += estimated_duration_s(item.text, item.prosody)
-    return tuple(items)
+    return tuple(_plan_hours("names", seed, sentences, hours, max_utterances, train_voices, train_augment, babble_pool))
 
 
 def plan_names_dev(seed: int, utterances: int, avoid_terms: Sequence[str],
