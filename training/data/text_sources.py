@@ -89,7 +89,7 @@ def fortune_sentences(root: str | Path = FORTUNE_DIR) -> list[Sentence]:
 # --- template sentences --------------------------------------------------------------------
 
 NAME_LOCALES = ("en_US", "en_GB", "en_IN", "en_IE", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "sv_SE", "pl_PL", "tr_TR", "pt_BR")
-# More spelling patterns for the names supplement (tts-names). Each folds to plain ASCII without losing
+# More spelling patterns for the name-dense splits (tts-names, dev-names). Each folds to plain ASCII without losing
 # letters (not da_DK: "Øyvind" folds to "yvind") and draws the same names whatever PYTHONHASHSEED is.
 EXTRA_NAME_LOCALES = ("fi_FI", "cs_CZ", "hu_HU", "ro_RO", "no_NO", "hr_HR", "sl_SI", "lv_LV", "lt_LT", "et_EE",
                       "en_AU", "en_NG", "yo_NG", "zu_ZA", "sw", "tw_GH", "ga_IE", "id_ID", "de_AT", "fr_CA",

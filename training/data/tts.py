@@ -180,6 +180,7 @@ _NOT_NAME_WORDS = frozenset({"and", "the"} | {suffix.casefold() for suffix in CO
 
 
 def name_words(terms: Sequence[str]) -> set[str]:
+    """The words of ``terms`` that belong to a name, casefolded: "Kisman Group" → {"kisman"}."""
     return {word.casefold() for term in terms for word in term.split()} - _NOT_NAME_WORDS
 
 
