@@ -441,7 +441,8 @@ def main() -> int:
 
     utterances = with_hotwords(read_manifest(args.manifest), args.offset, args.limit)
     if not utterances:
-        print(f"{args.manifest} has no utterance with hotwords", file=sys.stderr)
+        skipped = f" after the first {args.offset} (--offset)" if args.offset else ""
+        print(f"{args.manifest} has no utterance with hotwords{skipped}", file=sys.stderr)
         return 2
     pool = gather_pool([read_manifest(args.manifest)] + [read_manifest(p) for p in args.pool])
     sizes = sorted(set(args.distractors) | ({PEER_DISTRACTORS} if not args.no_peer else set()))
