@@ -83,7 +83,7 @@ def correct_hotwords(
     # A term the alphabet cannot spell scores -inf, so every chosen term has at least one word.
     chosen = [int(i) for i in np.argsort(-scores, kind="stable")[:limit] if scores[i] >= min_score]
     listed = {t for t in (_tokens(term, char_ctc) for term in hotwords) if t}
-    if not chosen and not any(_repeats(*_word_tokens(words, char_ctc), listed)):
+    if not chosen and not any(_repeats(*_written(words, listed, char_ctc))):
         return text
     spans = dict(
         zip(chosen, keyword_spans(log_probs, [spelled(hotwords, char_ctc.encode)[i] for i in chosen]).tolist(), strict=True)
@@ -92,14 +92,14 @@ def correct_hotwords(
     words = _spelled_as_listed(words, chosen, words_of, hotwords, char_ctc)
     current = _ctc_log_likelihoods(log_probs, [char_ctc.encode(without_accents(" ".join(words)))])[0]
     for _ in range(max_edits):
-        tokens, owner = _word_tokens(words, char_ctc)
+        tokens, owner, found = _written(words, listed, char_ctc)
         # A listed term written twice in a row (the boost can pull the LLM back into a name it just
         # wrote) may lose its second copy.
-        edited = [_without(words, first, stop) for first, stop in _repeats(tokens, owner, listed)]
-        missing = [i for i in chosen if not _occurrences(tokens, words_of[i])]
+        edited = [_without(words, first, stop) for first, stop in _repeats(tokens, owner, found)]
+        missing = [i for i in chosen if words_of[i] not in found]
         if missing:
             frames = word_frames(words, log_probs, char_ctc.index)
-            written = _written_terms(tokens, owner, listed)
+            written = _written_terms(owner, found)
             edited += [
                 _replaced(words, hotwords[i], first, stop)
                 for i in missing
@@ -139,20 +139,27 @@ def _spelled_as_listed(words: list[str], chosen: list[int], words_of: dict, hotw
     return words
 
 
-def _repeats(tokens: list[str], owner: list[int], terms) -> list[tuple[int, int]]:
+def _written(words: list[str], listed, char_ctc) -> tuple[list[str], list[int], dict[tuple[str, ...], list[int]]]:
+    """The spelled tokens of ``words``, each token's word index, and where each listed term the text holds starts."""
+    tokens, owner = _word_tokens(words, char_ctc)
+    found = {term: starts for term in listed if (starts := _occurrences(tokens, term))}
+    return tokens, owner, found
+
+
+def _repeats(tokens: list[str], owner: list[int], found: dict) -> list[tuple[int, int]]:
     """Word ranges [first, stop) that hold a second copy of a term written right after the first."""
     ranges = []
-    for term in terms:
+    for term, starts in found.items():
         n = len(term)
-        for start in _occurrences(tokens, term):
+        for start in starts:
             if start >= n and tuple(tokens[start - n : start]) == term and owner[start] != owner[start - 1]:
                 ranges.append((owner[start], owner[start + n - 1] + 1))
     return ranges
 
 
-def _written_terms(tokens: list[str], owner: list[int], terms) -> list[tuple[int, int]]:
+def _written_terms(owner: list[int], found: dict) -> list[tuple[int, int]]:
     """Word ranges [first, stop) of the listed terms of more than one word that the text holds."""
-    return [(owner[k], owner[k + len(term) - 1] + 1) for term in terms if len(term) > 1 for k in _occurrences(tokens, term)]
+    return [(owner[k], owner[k + len(term) - 1] + 1) for term, starts in found.items() if len(term) > 1 for k in starts]
 
 
 def _splits(first: int, stop: int, a: int, b: int) -> bool:

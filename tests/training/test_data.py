@@ -288,13 +288,13 @@ def test_names_plan_is_all_names_and_keeps_the_avoided_names_out():
     assert not name_words([term for item in kept for term in item.hotwords]) & name_words(avoid)
     assert [item.text for item in kept] != [item.text for item in free]
 
-    dev = plan_names_dev(0, 20, [term for item in kept for term in item.hotwords], dev_voices=(HELD_OUT,))
-    assert dev == plan_names_dev(0, 20, [term for item in kept for term in item.hotwords], dev_voices=(HELD_OUT,))
+    trained = [term for item in kept for term in item.hotwords]
+    dev = plan_names_dev(0, 20, trained, dev_voices=(HELD_OUT,))
+    assert dev == plan_names_dev(0, 20, trained, dev_voices=(HELD_OUT,))
     assert len(dev) == 20 and all(item.hotwords and item.augment.is_clean for item in dev)
     assert {item.voice for item in dev} == {HELD_OUT}
     assert all(is_dev_text(item.text, DEV_SENTENCE_SHARE, TTS_SPLIT_SALT) for item in dev)
-    assert not name_words([term for item in dev for term in item.hotwords]) & name_words(
-        [term for item in kept for term in item.hotwords])
+    assert not name_words([term for item in dev for term in item.hotwords]) & name_words(trained)
     # A company suffix is not a name: avoiding "Kisman Group" still allows other groups.
     assert name_words(["Kisman Group", "the World Bank"]) == {"kisman", "world", "bank"}
 
