@@ -61,7 +61,7 @@ def test_an_edit_needs_the_same_evidence_however_long_the_list():
     audio[2 * len("call mart") - 1] = np.log(row / row.sum())
     before, after = _ctc_log_likelihoods(audio, [CTC.encode("call marta now"), CTC.encode("call martha now")])
     assert 1.0 < after - before < 3.0
-    letters = "bdfgjkpqvwxz"
+    letters = "bcdfghjklmnpqrstvwxz"
     distractors = [f"{a}{b}{c}ov".title() for a in letters for b in "aeiou" for c in letters][:999]
     for hotwords in (["Martha"], distractors + ["Martha"]):
         assert correct_hotwords("Call Marta now.", audio, hotwords, CTC) == "Call Martha now."
