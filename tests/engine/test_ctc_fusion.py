@@ -187,3 +187,91 @@ def test_a_token_the_hotword_boost_rewards_never_loses_to_the_ctc():
     assert plain[0, 2] < 0.5 * log_probs[0, 2] - 1.0  # the CTC alone buries the hotword token
     assert guarded[0, 2] == pytest.approx(0.5 * float(log_probs[0, 2]))  # its CTC loss is clipped at 0
     assert torch.equal(guarded[0, [0, 1, 3]], plain[0, [0, 1, 3]])  # the other tokens are scored as before
+
+
+class _Tokens:
+    """A tokenizer stand-in: token i spells PIECES[i]; the last id is the end token."""
+
+    PIECES = ["Ca", "t", " cot", " Cat", ",", "s", "<end>"]
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(self.PIECES[i] for i in ids if not (skip_special_tokens and i == len(self.PIECES) - 1))
+
+
+def _char_log_probs(text: str, alphabet: str, sharpness: float = 6.0) -> torch.Tensor:
+    """Frames that spell ``text`` one character each, with a blank between repeats: (T, 1 + len(alphabet))."""
+    labels = []
+    for ch in text:
+        if labels and labels[-1] == alphabet.index(ch) + 1:
+            labels.append(0)
+        labels.append(alphabet.index(ch) + 1)
+    labels += [0, 0]
+    torch.manual_seed(3)
+    logits = torch.randn(len(labels), len(alphabet) + 1, dtype=torch.float64)
+    logits[torch.arange(len(labels)), labels] += sharpness
+    return logits.log_softmax(dim=-1)
+
+
+def test_char_fusion_scores_each_token_by_the_text_it_spells():
+    from engine.ctc_fusion import CharCTCPrefixFusion
+    from engine.model.acllm import CharCTC
+
+    char_ctc = CharCTC("acost ")
+    log_probs = _char_log_probs("cats cot", char_ctc.alphabet)
+    scorer = CTCPrefixScorer.from_log_probs(log_probs)
+
+    def by_hand(text: str) -> float:  # one character at a time, in the CTC's alphabet
+        state = scorer.initial()
+        for ch in char_ctc.normalize(text):
+            state = scorer.extend(state, [char_ctc.index[ch] - 1])[0]
+        return state.log_prefix
+
+    eos = len(_Tokens.PIECES) - 1
+    fusion = CharCTCPrefixFusion([scorer], char_ctc, _Tokens(), weight=0.4, eos_id=eos, top_k=len(_Tokens.PIECES))
+    llm = torch.zeros((1, len(_Tokens.PIECES)))  # a uniform LLM: the order is the CTC's
+    fused = fusion(torch.tensor([[0, 1]]), llm)  # after "Cat"
+    flat = llm.log_softmax(dim=-1)[0]
+    for token, piece in enumerate(_Tokens.PIECES[:-1]):
+        if piece == ",":  # spells nothing: scored as the end of the word "cat", by a space or the end of the audio
+            cat = scorer.initial()
+            for ch in "cat":
+                cat = scorer.extend(cat, [char_ctc.index[ch] - 1])[0]
+            cat_space = scorer.extend(cat, [char_ctc.index[" "] - 1])[0]
+            gain = math.log(math.exp(cat_space.log_prefix) + math.exp(cat.log_final)) - cat.log_prefix
+        else:
+            gain = by_hand("Cat" + piece) - by_hand("Cat")
+        assert float(fused[0, token]) == pytest.approx(0.6 * float(flat[token]) + 0.4 * gain, abs=1e-5), piece
+    assert int(fused.argmax()) == 5  # "s": the audio says "cats"
+    assert fused[0, 4] < fused[0, 5] - 1.0  # so the word "cat" does not end here
+    assert fused[0, 2] > fused[0, 3]  # " cot" is heard next, " Cat" (a repeat the audio lacks) is not
+    fused = fusion(torch.tensor([[0, 1, 5, 2]]), llm)  # "Cats cot": the audio holds nothing more
+    assert int(fused.argmax()) in (4, eos)  # the end, or a full stop before it
+    assert fused[0, eos] > max(fused[0, 1], fused[0, 5]) + 1.0
+
+
+def test_the_model_fuses_the_character_head_per_chunk(runtime_cpu, monkeypatch):
+    import numpy as np
+
+    from engine import ctc_fusion
+    from engine.decoding import DecodingOptions
+    from engine.model.checkpoint import build_model
+    from engine.model.tiny import tiny_config
+    from engine.prompt import PromptContext
+
+    model = build_model(tiny_config(), runtime_cpu)
+    rng = np.random.default_rng(0)
+    frames, lengths = model.encode_frames(model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 40000)]))
+    made = []
+    original = ctc_fusion.CharCTCPrefixFusion.__init__
+
+    def spy(self, scorers, *args, **kwargs):
+        made.append([s.queries.shape for s in scorers])
+        original(self, scorers, *args, **kwargs)
+
+    monkeypatch.setattr(ctc_fusion.CharCTCPrefixFusion, "__init__", spy)
+    options = DecodingOptions(ctc_weight=0.0, char_ctc_weight=0.3, min_new_tokens_cap=8)
+    hyps = model.generate_from_frames(frames, lengths, [PromptContext(), PromptContext()], options)
+    assert made == [[(n, model.ctc.vocab_size) for n in lengths.tolist()]]  # the head's frames, trimmed per chunk
+    assert len(hyps) == 2
+    with pytest.raises(ValueError, match="char_ctc_weight"):
+        DecodingOptions(char_ctc_weight=1.0)
