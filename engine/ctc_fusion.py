@@ -169,22 +169,14 @@ class CTCPrefixFusion(LogitsProcessor):
         # step may gain from the CTC but never lose. With a true list and boost 3, the plain fusion cut hotword
         # recall from 63% to 57% (bench/biasing.py, 20 dev-tts utterances).
         self.hotwords = hotwords
-        self._states: list[dict] = [{self._root_key(): s.initial()} for s in scorers]
+        self._states: list[dict[tuple[int, ...], PrefixState]] = [{(): s.initial()} for s in scorers]
 
-    # The prefix states are keyed by what the CTC reads: here the token ids themselves.
-    @staticmethod
-    def _root_key():
-        return ()
-
-    def _key(self, prefix: tuple[int, ...]):
-        return prefix
-
-    def _state(self, source: int, key) -> PrefixState:
+    def _state(self, source: int, prefix: tuple[int, ...]) -> PrefixState:
         cache = self._states[source]
-        state = cache.get(key)
+        state = cache.get(prefix)
         if state is None:  # a token from outside the last step's candidates (another processor forced it)
-            parent = self._state(source, key[:-1])
-            state = cache[key] = self._extend(source, parent, [key[-1]])[0]
+            parent = self._state(source, prefix[:-1])
+            state = cache[prefix] = self._extend(source, parent, [prefix[-1]])[0]
         return state
 
     def _extend(self, source: int, state: PrefixState, tokens: list[int]) -> list[PrefixState]:
@@ -194,34 +186,27 @@ class CTCPrefixFusion(LogitsProcessor):
         # A token the CTC has no label for (none in practice) keeps the prefix's CTC score.
         return [extended.get(t, PrefixState(state.r_n, state.r_b, state.last, state.log_prefix)) for t in tokens]
 
-    def _gains(self, source: int, prefix: tuple[int, ...], state: PrefixState, tokens: list[int], fresh: dict) -> dict[int, float]:
-        """The CTC's log gain of each of ``tokens`` after ``prefix`` (whose state is ``state``); the new
-        states go into ``fresh`` by their keys."""
-        gains = {}
-        for token, new in zip(tokens, self._extend(source, state, tokens), strict=True):
-            fresh[prefix + (token,)] = new
-            gains[token] = new.log_prefix - state.log_prefix
-        return gains
-
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         log_probs = scores.float().log_softmax(dim=-1)
         fused = torch.full_like(log_probs, NEG_INF)
         k = min(self.top_k, log_probs.shape[-1])
         candidates = log_probs.topk(k, dim=-1).indices.tolist()
-        fresh: list[dict] = [{} for _ in self.scorers]
+        fresh: list[dict[tuple[int, ...], PrefixState]] = [{} for _ in self.scorers]
         for row, generated in enumerate(input_ids.tolist()):
             source = row // self.num_beams
             if self.eos_id in generated:  # a finished row (generate() pads it): nothing left to score
                 fused[row] = log_probs[row]
                 continue
             prefix = tuple(generated)
-            key = self._key(prefix)
-            state = fresh[source][key] = self._state(source, key)  # kept: the parent of next step's prefix
-            if not math.isfinite(state.log_prefix):  # more labels than the frames can hold: the LLM alone
+            state = fresh[source][prefix] = self._state(source, prefix)  # kept: the parent of next step's prefix
+            if not math.isfinite(state.log_prefix):  # more tokens than the frames can hold: the LLM alone
                 fused[row] = log_probs[row]
                 continue
             tokens = [t for t in candidates[row] if t != self.eos_id]
-            gains = self._gains(source, prefix, state, tokens, fresh[source])
+            gains = {}
+            for token, new in zip(tokens, self._extend(source, state, tokens), strict=True):
+                fresh[source][prefix + (token,)] = new
+                gains[token] = new.log_prefix - state.log_prefix
             if self.eos_id in candidates[row]:
                 gains[self.eos_id] = state.log_final - state.log_prefix
             ids = torch.tensor(list(gains), device=log_probs.device)
@@ -231,83 +216,6 @@ class CTCPrefixFusion(LogitsProcessor):
             fused[row, ids] = (1.0 - self.weight) * log_probs[row, ids] + self.weight * ctc
         # Keep only this step's candidates (and the empty prefix): every row's next prefix is one of them.
         for source, states in enumerate(fresh):
-            states.setdefault(self._root_key(), self._states[source][self._root_key()])
+            states.setdefault((), self._states[source][()])
             self._states[source] = states
         return fused.to(scores.dtype)
-
-
-class CharCTCPrefixFusion(CTCPrefixFusion):
-    """The same fusion, scored by the encoder's character-CTC head on the text the tokens spell.
-
-    The LLM's tokens are decoded to text and put in the head's alphabet (CharCTC.normalize: lower case,
-    everything outside it a space), and a token is scored by the gain in the character prefix
-    probability of that text. A token that spells nothing the head writes (punctuation, a space)
-    is scored as the end of the word before it. The character head is trained on more audio
-    steps than the adapter's token CTC and spells real speech better (greedy CER on asterisk-dev
-    11.0% for the shipped head, against 21.6% for the whole engine); the LLM then chooses among
-    spellings the audio allows, as a language model in hybrid CTC/attention decoding does.
-
-    ``scorers`` come from CTCPrefixScorer.from_log_probs over the head's (T, 1 + alphabet) log
-    probabilities, so character index i (1-based, 0 = blank) is scorer label i - 1.
-    """
-
-    def __init__(
-        self, scorers: list[CTCPrefixScorer], char_ctc, tokenizer, weight: float, eos_id: int, top_k: int = 8,
-        num_beams: int = 1, hotwords: HotwordBoost | None = None,
-    ):
-        self.char_ctc = char_ctc
-        self.tokenizer = tokenizer
-        super().__init__(scorers, weight, eos_id, top_k, num_beams, hotwords)
-
-    @staticmethod
-    def _root_key():
-        return ""
-
-    def _key(self, prefix: tuple[int, ...]) -> str:
-        return self.char_ctc.normalize(self.tokenizer.decode(prefix, skip_special_tokens=True))
-
-    def _state(self, source: int, key: str) -> PrefixState:
-        cache = self._states[source]
-        if key not in cache:  # walk from the longest known prefix of the text
-            base = max((k for k in cache if key.startswith(k)), key=len)
-            cache.update(self._walk(source, base, cache[base], [key]))
-        return cache[key]
-
-    def _walk(self, source: int, base: str, state: PrefixState, texts: list[str]) -> dict[str, PrefixState]:
-        """The states of every text in ``texts`` (each starting with ``base``), one character at a time;
-        texts that share characters after ``base`` share their computation."""
-        states = {base: state}
-        frontier = {base}
-        depth = len(base)
-        while True:
-            children: dict[str, set[str]] = {}
-            for text in texts:
-                if len(text) > depth and text[:depth] in frontier:
-                    children.setdefault(text[:depth], set()).add(text[: depth + 1])
-            if not children:
-                return states
-            for parent, kids in children.items():
-                kids = sorted(kids)
-                labels = [self.char_ctc.index[kid[-1]] - 1 for kid in kids]
-                states.update(zip(kids, self.scorers[source].extend(states[parent], labels), strict=True))
-            frontier = {kid for kids in children.values() for kid in kids}
-            depth += 1
-
-    def _gains(self, source: int, prefix: tuple[int, ...], state: PrefixState, tokens: list[int], fresh: dict) -> dict[int, float]:
-        base = self._key(prefix)
-        keys = [self._key(prefix + (token,)) for token in tokens]
-        # A token that spells nothing (punctuation, a space) ends the word being written: it gains the
-        # probability that a space or the end follows. Scored 0 instead, it would beat every letter, whose
-        # gain is a probability ≤ 1, and the LLM would fill the text with hyphens and commas.
-        boundary = base + " " if base and base in keys else None
-        states = self._walk(source, base, state, [k for k in keys if k.startswith(base)] + ([boundary] if boundary else []))
-        gains = {}
-        for token, key in zip(tokens, keys, strict=True):
-            # A text that rewrites what came before (a byte-level token completing a character) is looked up afresh.
-            new = fresh[key] = states[key] if key in states else self._state(source, key)
-            if key == base and boundary:
-                ends = torch.tensor([states[boundary].log_prefix, state.log_final], dtype=torch.float64).logsumexp(dim=0)
-                gains[token] = float(ends) - state.log_prefix
-            else:
-                gains[token] = new.log_prefix - state.log_prefix
-        return gains

@@ -70,9 +70,6 @@ class DecodingOptions:
     # dev-tts 33.5% / 33.9% / 34.9%, dev-noisy 69.3% / 64.2% / 67.4%.
     ctc_weight: float = 0.3
     ctc_top_k: int = 8
-    # The same fusion with the encoder's character-CTC head (engine/ctc_fusion.CharCTCPrefixFusion), after the
-    # token one: a candidate scores (1 − λc)·(the token fusion's score) + λc·(its character prefix gain); 0 = off.
-    char_ctc_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -93,8 +90,6 @@ class DecodingOptions:
             raise ValueError(f"context_weight must be between 0 and 1, got {self.context_weight}")
         if not 0.0 <= self.ctc_weight < 1.0:
             raise ValueError(f"ctc_weight must be ≥ 0 and < 1, got {self.ctc_weight}")
-        if not 0.0 <= self.char_ctc_weight < 1.0:
-            raise ValueError(f"char_ctc_weight must be ≥ 0 and < 1, got {self.char_ctc_weight}")
         if self.ctc_top_k < 1:
             raise ValueError(f"ctc_top_k must be ≥ 1, got {self.ctc_top_k}")
         if self.no_repeat_ngram_size < 0:

@@ -11,7 +11,7 @@ from torch import nn
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from engine.biasing import ContextMix, HotwordBoost, TokenTrie
-from engine.ctc_fusion import CharCTCPrefixFusion, CTCPrefixFusion, CTCPrefixScorer, log_normalisers
+from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer, log_normalisers
 from engine.decoding import DecodingOptions
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
@@ -404,10 +404,8 @@ class AcLLM(nn.Module):
         inputs = self.prompt.assemble(prompts, audio.embed_lengths.tolist(), shared=shared)
         boost = self._hotword_boost(contexts, options)
         processors.extend(boost or [])
-        if self._fuse_ctc(options):  # after the others: it reads their scores
+        if self._fuse_ctc(options):  # last: it reads the others' scores
             processors.append(self._ctc_fusion(audio.embeds, audio.embed_lengths, options, boost[0] if boost else None))
-        if options.char_ctc_weight > 0:  # last: it keeps the token fusion's candidates
-            processors.append(self._char_ctc_fusion(audio.frames, audio.frame_lengths, options, boost[0] if boost else None))
         out = self.llm.generate(
             inputs_embeds=self.splice(inputs, audio),
             attention_mask=inputs.attention_mask.to(self.device),
@@ -462,16 +460,6 @@ class AcLLM(nn.Module):
         rows = [row[:length] for row, length in zip(queries, lengths.tolist(), strict=True)]
         scorers = [CTCPrefixScorer(row, keys, norm) for row, norm in zip(rows, log_normalisers(rows, keys), strict=True)]
         return CTCPrefixFusion(scorers, options.ctc_weight, self.prompt.eos_id, options.ctc_top_k, options.beam_size, hotwords)
-
-    def _char_ctc_fusion(
-        self, frames: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions, hotwords: HotwordBoost | None = None
-    ) -> CharCTCPrefixFusion:
-        head_dtype = next(self.encoder.ctc_head.parameters()).dtype
-        log_probs = self.encoder.ctc_log_probs(frames.to(head_dtype), lengths)  # (B, T, 1 + alphabet)
-        scorers = [CTCPrefixScorer.from_log_probs(row[:length]) for row, length in zip(log_probs, lengths.tolist(), strict=True)]
-        return CharCTCPrefixFusion(
-            scorers, self.ctc, self.tokenizer, options.char_ctc_weight, self.prompt.eos_id, options.ctc_top_k, options.beam_size, hotwords
-        )
 
     def _verify_drafts(
         self, inputs: ModelInputs, audio: AudioEncoding, contexts: list[PromptContext], options: DecodingOptions,
