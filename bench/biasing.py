@@ -431,8 +431,7 @@ def main() -> int:
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--context-weight", type=_numbers(float), default=[], help="also decode with a true and a misleading "
                         "meeting paragraph (no list) at each joint-decoding weight α, e.g. 1,0.5")
-    parser.add_argument("--ctc-weight", type=float, default=None,
-                        help="λ of the token-CTC fusion (0 = off; default: the engine's, by whether there is a list)")
+    parser.add_argument("--ctc-weight", type=float, default=DecodingOptions().ctc_weight, help="λ of the token-CTC fusion (0 = off)")
     parser.add_argument("--uncorrected", action="store_true",
                         help="also report each list condition before hotword correction (the same decoding)")
     parser.add_argument("--seed", type=int, default=0)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.decoding import CTC_WEIGHT, CTC_WEIGHT_WITH_HOTWORDS, LONG_LIST_BOOST, SHORT_LIST_BOOST, SHORT_LIST_TERMS, DecodingOptions
+from engine.decoding import LONG_LIST_BOOST, SHORT_LIST_BOOST, SHORT_LIST_TERMS, DecodingOptions
 from engine.errors import KeyscribeError
 
 FORMATS = ("txt", "json", "srt", "vtt", "docx")
@@ -42,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="α of the joint decoding with and without hotwords/context: below 1, a context-free stream "
                         f"is mixed in so a misleading context cannot take over (default {DecodingOptions.context_weight}; "
                         "1 = context only, faster)")
-    t.add_argument("--ctc-weight", type=float, default=None,
+    t.add_argument("--ctc-weight", type=float, default=DecodingOptions.ctc_weight,
                    help="λ of the joint decoding with the model's token CTC, which keeps the text to what the audio holds "
-                        f"(default {CTC_WEIGHT}, or {CTC_WEIGHT_WITH_HOTWORDS} with --hotwords; 0 = the LLM alone)")
+                        f"(default {DecodingOptions.ctc_weight}; 0 = the LLM alone)")
     t.add_argument("--batch-size", type=int, default=16,  # TranscribeOptions.batch_size (not imported here: --help stays fast)
                    help="chunks decoded together (default 16; more is faster on long files and uses more memory)")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")

@@ -31,19 +31,6 @@ SHORT_LIST_BOOST = 5.0
 LONG_LIST_BOOST = 3.0
 SHORT_LIST_TERMS = 20
 
-# The automatic λ of joint CTC/LLM decoding (DecodingOptions.ctc_weight_for). First set to 0.3 on the first 20
-# utterances of each dev set (SFT checkpoint, greedy): WER at λ 0 / 0.3 / 0.5 was asterisk-dev 70.4% / 29.2% /
-# 28.0% (the LLM alone paraphrased and cut the long prompts short), dev-tts 33.5% / 33.9% / 34.9%, dev-noisy
-# 69.3% / 64.2% / 67.4%. Measured again on the shipped weights (session 14, each utterance one chunk as
-# training/evaluate.py decodes it), on utterances the README's report does not read, λ 0.3 / 0.4 / 0.5 / 0.6 /
-# 0.7: dev-tts-plain 22-81 52.3 / 47.6 / 47.3 / 46.1 / 45.6%, dev-noisy 100-139 72.4 / 72.2 / 71.4 / 72.2 /
-# 72.9%, all 49 asterisk-dev utterances 24.8 / 25.9 / 24.0 / 24.6 / 24.5%. 0.5 and 0.6 have the lowest mean;
-# 0.5 leaves the LLM the larger say. With a hotword list 0.3 stays: on dev-names utterances 0-99 (true list +
-# 100 distractors, hotword correction on) 0.5 took recall from 90.2% to 84.8% and B-WER from 7.0% to 11.7%
-# (WER 11.1 → 11.7%), though more names came out right before the correction (53.6 → 60.7%).
-CTC_WEIGHT = 0.5
-CTC_WEIGHT_WITH_HOTWORDS = 0.3
-
 
 @dataclass(frozen=True)
 class DecodingOptions:
@@ -77,9 +64,11 @@ class DecodingOptions:
     ctc_draft: bool = False
     # λ of joint CTC/LLM decoding (engine/ctc_fusion.py): each of the LLM's top ``ctc_top_k`` tokens scores
     # (1 − λ)·log P_LLM + λ·(its token-CTC prefix-probability gain), so the adapter's CTC keeps the LLM on what
-    # the audio holds; 0 = the LLM alone; None = by whether there is a hotword list (``ctc_weight_for``).
-    # Needs a model trained with a token CTC (token_ctc_weight > 0).
-    ctc_weight: float | None = None
+    # the audio holds; 0 = the LLM alone. Needs a model trained with a token CTC (token_ctc_weight > 0).
+    # 0.3 measured on the first 20 utterances of each dev set (SFT checkpoint, greedy): WER at λ 0 / 0.3 / 0.5 was
+    # asterisk-dev 70.4% / 29.2% / 28.0% (the LLM alone paraphrased and cut the long prompts short),
+    # dev-tts 33.5% / 33.9% / 34.9%, dev-noisy 69.3% / 64.2% / 67.4%.
+    ctc_weight: float = 0.3
     ctc_top_k: int = 8
 
     def __post_init__(self) -> None:
@@ -99,7 +88,7 @@ class DecodingOptions:
             raise ValueError(f"hotword_boost must be ≥ 0, got {self.hotword_boost}")
         if not 0.0 <= self.context_weight <= 1.0:
             raise ValueError(f"context_weight must be between 0 and 1, got {self.context_weight}")
-        if self.ctc_weight is not None and not 0.0 <= self.ctc_weight < 1.0:
+        if not 0.0 <= self.ctc_weight < 1.0:
             raise ValueError(f"ctc_weight must be ≥ 0 and < 1, got {self.ctc_weight}")
         if self.ctc_top_k < 1:
             raise ValueError(f"ctc_top_k must be ≥ 1, got {self.ctc_top_k}")
@@ -118,12 +107,6 @@ class DecodingOptions:
         if self.hotword_boost is not None:
             return self.hotword_boost
         return SHORT_LIST_BOOST if n_terms <= SHORT_LIST_TERMS else LONG_LIST_BOOST
-
-    def ctc_weight_for(self, n_terms: int) -> float:
-        """λ of the CTC fusion for a hotword list of ``n_terms`` terms (the user's whole list, before retrieval)."""
-        if self.ctc_weight is not None:
-            return self.ctc_weight
-        return CTC_WEIGHT_WITH_HOTWORDS if n_terms else CTC_WEIGHT
 
     def max_new_tokens(self, duration_s: float) -> int:
         return max(self.min_new_tokens_cap, int(duration_s * self.max_tokens_per_second) + 1)

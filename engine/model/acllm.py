@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -382,8 +382,6 @@ class AcLLM(nn.Module):
         """
         if len(contexts) != frames.shape[0]:
             raise ValueError(f"got {len(contexts)} prompt contexts for {frames.shape[0]} audio chunks")
-        if options.ctc_weight is None:  # callers that filter long lists per chunk (Transcriber) settle it on the whole list
-            options = replace(options, ctc_weight=options.ctc_weight_for(max((len(c.hotwords) for c in contexts), default=0)))
         frames, frame_lengths = frames.to(self.device, self.adapter.proj[0].weight.dtype), frame_lengths.to(self.device)
         embeds, embed_lengths = self.adapter(frames, frame_lengths)
         audio = AudioEncoding(frames, frame_lengths, embeds, embed_lengths)

@@ -161,35 +161,6 @@ def test_the_model_fuses_one_scorer_per_decoded_row(runtime_cpu, beam_size, monk
     assert made == []
 
 
-def test_the_model_settles_the_automatic_weight_by_the_hotword_lists(runtime_cpu, monkeypatch):
-    import dataclasses
-
-    import numpy as np
-
-    from engine import ctc_fusion
-    from engine.decoding import CTC_WEIGHT, CTC_WEIGHT_WITH_HOTWORDS, DecodingOptions
-    from engine.model.checkpoint import build_model
-    from engine.model.tiny import tiny_config
-    from engine.prompt import PromptContext
-
-    model = build_model(dataclasses.replace(tiny_config(), token_ctc_weight=1.0), runtime_cpu)
-    frames, lengths = model.encode_frames(model.frontend([0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)]))
-    weights = []
-    original = ctc_fusion.CTCPrefixFusion.__init__
-
-    def spy(self, scorers, weight, *args, **kwargs):
-        weights.append(weight)
-        original(self, scorers, weight, *args, **kwargs)
-
-    monkeypatch.setattr(ctc_fusion.CTCPrefixFusion, "__init__", spy)
-    options = DecodingOptions(min_new_tokens_cap=4, context_weight=1.0)
-    assert options.ctc_weight is None
-    model.generate_from_frames(frames, lengths, [PromptContext()], options)
-    model.generate_from_frames(frames, lengths, [PromptContext(hotwords=("Zanzibar",))], options)
-    model.generate_from_frames(frames, lengths, [PromptContext(hotwords=("Zanzibar",))], dataclasses.replace(options, ctc_weight=0.6))
-    assert weights == [CTC_WEIGHT, CTC_WEIGHT_WITH_HOTWORDS, 0.6]
-
-
 def test_finished_rows_are_left_alone(log_probs):
     # generate() keeps stepping a finished row, appending padding after its end token.
     fusion = CTCPrefixFusion([CTCPrefixScorer.from_log_probs(log_probs)], weight=0.3, eos_id=2, top_k=1)

@@ -196,25 +196,6 @@ def test_the_automatic_hotword_boost_follows_the_whole_list(tmp_path):
     assert short.options[0].hotword_boost == SHORT_LIST_BOOST
 
 
-def test_the_automatic_ctc_weight_follows_the_whole_list(tmp_path):
-    from engine.decoding import CTC_WEIGHT, CTC_WEIGHT_WITH_HOTWORDS, SHORT_LIST_TERMS
-    from engine.prompt import PromptContext
-
-    assert DecodingOptions().ctc_weight_for(0) == CTC_WEIGHT != CTC_WEIGHT_WITH_HOTWORDS == DecodingOptions().ctc_weight_for(1)
-    assert DecodingOptions(ctc_weight=0.0).ctc_weight_for(0) == 0.0 and DecodingOptions(ctc_weight=0.7).ctc_weight_for(9) == 0.7
-    with pytest.raises(ValueError, match="ctc_weight"):
-        DecodingOptions(ctc_weight=1.0)
-    path = _tone_file(tmp_path, 10.0)
-    plain = FakeModel(first_pass="doctor ragunathan joins us")
-    Transcriber(plain, TranscribeOptions(segment=None)).transcribe(path)
-    assert plain.options[0].ctc_weight == CTC_WEIGHT
-    unheard = tuple(f"Distractor{i:04d}" for i in range(SHORT_LIST_TERMS + 1))
-    listed = FakeModel(first_pass="doctor ragunathan joins us")
-    Transcriber(listed, TranscribeOptions(segment=None)).transcribe(path, PromptContext(hotwords=unheard))
-    # No term of the list reached the chunk's prompt, yet the weight is the list's.
-    assert listed.contexts[0].hotwords == () and listed.options[0].ctc_weight == CTC_WEIGHT_WITH_HOTWORDS
-
-
 def test_looping_chunks_are_decoded_again_with_the_fallback(tmp_path):
     from engine.decoding import looks_degenerate
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.decoding import CTC_WEIGHT, DecodingOptions
+from engine.decoding import DecodingOptions
 from engine.prompt import PromptContext
 from tests.training.conftest import chord_utterances
 from training.data.manifest import write_manifest
@@ -93,7 +93,7 @@ def test_mwer_on_fused_nbest_lists(manifest, sft_checkpoint, tmp_path):
         cache_dir=str(manifest.parent / "cache"), steps=20, batch_size=6, n_best=4, beam_size=4, ce_weight=0.0,
         lr=3e-4, warmup_steps=2, log_every=5, save_every=100, eval_utterances=6,
     )  # fmt: skip
-    assert config.decoding().ctc_weight == CTC_WEIGHT > 0
+    assert config.decoding().ctc_weight == DecodingOptions().ctc_weight > 0
     state = mwer.setup(config)
     fused = mwer.nbest(state, state.train[:6])[2]
     # The same model and data, decoded with the LLM's own scores (no second setup: only the decoding differs).

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.decoding import CTC_WEIGHT, DecodingOptions
+from engine.decoding import DecodingOptions
 from engine.model.acllm import AcLLM, Hypothesis
 from engine.model.checkpoint import load_checkpoint
 from engine.model.runtime import Runtime
@@ -54,10 +54,9 @@ class MWERConfig:
     mwer_weight: float = 1.0
     ce_weight: float = 0.1  # λ: + λ·(token-mean cross-entropy of the reference)
     hotword_weight: float = 2.0  # a hotword word's substitution or deletion counts this many errors (Seed-ASR gives no value)
-    # λ of the token-CTC fusion the N-best are decoded with (engine.decoding.CTC_WEIGHT, the engine's λ without a
-    # hotword list). The engine decodes with it, so its errors are the ones worth training away; 0 = beams of
-    # the LLM's own scores.
-    ctc_weight: float = CTC_WEIGHT
+    # λ of the token-CTC fusion the N-best are decoded with (DecodingOptions.ctc_weight). The engine decodes
+    # with it, so its errors are the ones worth training away; 0 = beams of the LLM's own scores.
+    ctc_weight: float = DecodingOptions.ctc_weight
     # ~10x below SFT's: a fresh AdamW's first steps move every weight by ~lr, and at the tiny preset's SFT lr
     # (3e-3) one or two steps took the expected errors from 0.7 to over 2 per utterance, CE alone as well.
     lr: float = 1e-4
