@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.correction import correct_hotwords
+from engine.hotwords import spot
 from engine.model.acllm import CharCTC
 from engine.model.config import DEFAULT_CTC_ALPHABET
 from tests.engine.test_hotwords import posteriors
@@ -66,6 +67,27 @@ def test_an_edit_needs_the_same_evidence_however_long_the_list():
     for hotwords in (["Martha"], distractors + ["Martha"]):
         assert correct_hotwords("Call Marta now.", audio, hotwords, CTC) == "Call Martha now."
     assert correct_hotwords("Call Marta now.", audio, ["Martha"], CTC, min_gain=3.0) == "Call Marta now."
+
+
+def test_a_spotted_listed_term_wins_a_near_tie_but_not_a_clear_loss():
+    from engine.correction import _ctc_log_likelihoods
+
+    def heard_with_h(p_h: float) -> np.ndarray:  # "call marta now" with a faint "h" after the "t"
+        audio = heard("call marta now")
+        row = np.full(CTC.vocab_size, 1e-4)
+        row[0], row[CTC.index["h"]] = 1.0 - p_h, p_h
+        audio[2 * len("call mart") - 1] = np.log(row / row.sum())
+        before, after = _ctc_log_likelihoods(audio, [CTC.encode("call marta now"), CTC.encode("call martha now")])
+        return audio, after - before
+
+    faint, gain = heard_with_h(0.4)
+    assert -1.0 < gain < 0.0  # the CTC slightly prefers what was written; the user listed "Martha"
+    assert correct_hotwords("Call Marta now.", faint, ["Martha"], CTC) == "Call Martha now."
+    assert correct_hotwords("Call Marta now.", faint, ["Martha"], CTC, min_gain=0.0) == "Call Marta now."
+    absent, gain = heard_with_h(0.03)
+    assert gain < -2.0
+    assert spot(("Martha",), absent, CTC.encode)[0] >= -3.0  # still spotted: the gain is what turns it away
+    assert correct_hotwords("Call Marta now.", absent, ["Martha"], CTC) == "Call Marta now."
 
 
 def test_a_listed_term_written_twice_in_a_row_keeps_one_copy_if_the_audio_holds_one():
