@@ -4,10 +4,11 @@ The boost (engine/biasing.py) can only help a term the LLM already leans towards
 writes another word ("Hadassa", a name from its prompt, where "Gustaf Oberg" was said), the
 encoder's character CTC often still hears the term: keyword spotting (engine/kws.py) finds the
 frames where it fits best. This pass tries the term in place of the words aligned to those
-frames and makes the edit only if the whole chunk's text, so edited, is more likely under the
-CTC than before (the CTC sequence probability, summed over all alignments, Graves et al. 2006).
-A term that was not said has no stretch of audio that prefers it to the words that were, so the
-comparison turns it away; the LLM's text stands wherever the audio does not object. Edits are
+frames and makes the edit only if the whole chunk's text, so edited, is about as likely under the
+CTC as before or more (the CTC sequence probability, summed over all alignments, Graves et al.
+2006; a listed term may cost up to ``min_gain``'s one nat, as the user expects it to be said).
+A term that was not said has no stretch of audio that fits it nearly as well as the words that
+were, so the comparison turns it away; the LLM's text stands wherever the audio objects. Edits are
 made one at a time, best first, and the text is aligned again after each, so every edit is
 judged against the text it changes. Rescoring a first pass against a list of phrases is a
 second-pass form of contextual biasing; here the judge is the model's own CTC head.
@@ -48,8 +49,8 @@ def correct_hotwords(
     alphabet (engine.model.acllm.CharCTC). The terms with a keyword score of at least ``min_score``
     (at most ``limit``, best first) that the text lacks are tried in place of the words aligned to
     the frames they were spotted on, of those words and one neighbour, or next to them. The edit
-    that raises the text's CTC log-likelihood most, by more than ``min_gain`` nats, is made; the
-    text is aligned again and the search repeats, up to ``max_edits`` edits. A listed term the LLM
+    that raises the text's CTC log-likelihood most is made if it changes it by more than ``min_gain``
+    nats (below zero: if it lowers it by less than that much); the text is aligned again and the search repeats, up to ``max_edits`` edits. A listed term the LLM
     wrote may itself be replaced by another, when the CTC prefers that one there.
     ``spotted`` is engine.hotwords.spot's answer for ``hotwords`` in this chunk, when the caller has
     it already.

@@ -54,8 +54,8 @@ class DecodingOptions:
     # with a context cost about 1.3× the decoding time (two streams).
     context_weight: float = 0.5
     # After decoding, a term of the hotword list that the character CTC spots in a chunk but the text lacks
-    # replaces the words aligned to where it was heard, when that makes the chunk's text more likely under
-    # the CTC (engine/correction.py). Nothing changes without a list.
+    # replaces the words aligned to where it was heard, when the CTC finds the chunk's text so edited about as
+    # likely or more (engine/correction.py). Nothing changes without a list.
     hotword_correction: bool = True
     # Greedy decoding verifies the adapter's token-CTC draft in blocks (engine/speculative.py): the same
     # tokens as plain greedy decoding, in fewer sequential LLM passes when the draft agrees. Off: with the
