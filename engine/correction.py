@@ -50,8 +50,9 @@ def correct_hotwords(
     (at most ``limit``, best first) that the text lacks are tried in place of the words aligned to
     the frames they were spotted on, of those words and one neighbour, or next to them. The edit
     that raises the text's CTC log-likelihood most is made if it changes it by more than ``min_gain``
-    nats (below zero: if it lowers it by less than that much); the text is aligned again and the search repeats, up to ``max_edits`` edits. A listed term the LLM
-    wrote may itself be replaced by another, when the CTC prefers that one there.
+    nats (below zero: if it lowers it by less than that much); the text is aligned again and the
+    search repeats, up to ``max_edits`` edits. A listed term the LLM wrote may itself be replaced by
+    another, when the CTC prefers that one there.
     ``spotted`` is engine.hotwords.spot's answer for ``hotwords`` in this chunk, when the caller has
     it already.
 

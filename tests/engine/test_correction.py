@@ -72,7 +72,7 @@ def test_an_edit_needs_the_same_evidence_however_long_the_list():
 def test_a_spotted_listed_term_wins_a_near_tie_but_not_a_clear_loss():
     from engine.correction import _ctc_log_likelihoods
 
-    def heard_with_h(p_h: float) -> np.ndarray:  # "call marta now" with a faint "h" after the "t"
+    def heard_with_h(p_h: float) -> tuple[np.ndarray, float]:  # "call marta now", an "h" of p_h after the "t"; Martha's gain
         audio = heard("call marta now")
         row = np.full(CTC.vocab_size, 1e-4)
         row[0], row[CTC.index["h"]] = 1.0 - p_h, p_h
