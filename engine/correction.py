@@ -1,4 +1,4 @@
-"""Hotword correction: after decoding, write a listed term where the audio fits it better than the words there.
+"""Hotword correction: after decoding, write a listed term where the audio fits it about as well as the words there, or better.
 
 The boost (engine/biasing.py) can only help a term the LLM already leans towards. When the LLM
 writes another word ("Hadassa", a name from its prompt, where "Gustaf Oberg" was said), the
@@ -8,10 +8,10 @@ frames and makes the edit only if the whole chunk's text, so edited, is about as
 CTC as before or more (the CTC sequence probability, summed over all alignments, Graves et al.
 2006; a listed term may cost up to ``min_gain``'s one nat, as the user expects it to be said).
 A term that was not said has no stretch of audio that fits it nearly as well as the words that
-were, so the comparison turns it away; the LLM's text stands wherever the audio objects. Edits are
-made one at a time, best first, and the text is aligned again after each, so every edit is
-judged against the text it changes. Rescoring a first pass against a list of phrases is a
-second-pass form of contextual biasing; here the judge is the model's own CTC head.
+were, so the comparison turns it away; the LLM's text stands unless the audio fits the term about
+as well. Edits are made one at a time, best first, and the text is aligned again after each, so
+every edit is judged against the text it changes. Rescoring a first pass against a list of
+phrases is a second-pass form of contextual biasing; here the judge is the model's own CTC head.
 """
 
 from __future__ import annotations
