@@ -1,4 +1,4 @@
-"""Hotword correction: after decoding, write a listed term where the audio fits it about as well as the words there, or better.
+"""Hotword correction: after decoding, write a listed term where the audio fits it about as well as what was written.
 
 The boost (engine/biasing.py) can only help a term the LLM already leans towards. When the LLM
 writes another word ("Hadassa", a name from its prompt, where "Gustaf Oberg" was said), the
