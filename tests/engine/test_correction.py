@@ -52,16 +52,22 @@ def test_accented_terms_are_spotted_without_their_accents_and_written_with_them(
     assert correct_hotwords("We flew to sow Paulo.", heard("we flew to sao paulo"), ["São Paulo"], CTC) == "We flew to São Paulo."
 
 
-def test_an_edit_needs_the_same_evidence_however_long_the_list():
+def heard_marta_with_h(p_h: float) -> tuple[np.ndarray, float]:
+    """Posteriors of "call marta now" whose blank frame after the "t" holds an "h" with probability ``p_h``,
+    and how much more likely that makes "call martha now" than "call marta now" under the CTC (nats)."""
     from engine.correction import _ctc_log_likelihoods
 
     audio = heard("call marta now")
-    # the blank frame after "t" also holds an "h": "Martha" fits better than "Marta", by about 2 nats
     row = np.full(CTC.vocab_size, 1e-4)
-    row[0], row[CTC.index["h"]] = 0.1, 0.9
+    row[0], row[CTC.index["h"]] = 1.0 - p_h, p_h
     audio[2 * len("call mart") - 1] = np.log(row / row.sum())
     before, after = _ctc_log_likelihoods(audio, [CTC.encode("call marta now"), CTC.encode("call martha now")])
-    assert 1.0 < after - before < 3.0
+    return audio, float(after - before)
+
+
+def test_an_edit_needs_the_same_evidence_however_long_the_list():
+    audio, gain = heard_marta_with_h(0.9)
+    assert 1.0 < gain < 3.0  # "Martha" fits better than "Marta", by about 2 nats
     letters = "bcdfghjklmnpqrstvwxz"
     distractors = [f"{a}{b}{c}ov".title() for a in letters for b in "aeiou" for c in letters][:999]
     for hotwords in (["Martha"], distractors + ["Martha"]):
@@ -70,21 +76,11 @@ def test_an_edit_needs_the_same_evidence_however_long_the_list():
 
 
 def test_a_spotted_listed_term_wins_a_near_tie_but_not_a_clear_loss():
-    from engine.correction import _ctc_log_likelihoods
-
-    def heard_with_h(p_h: float) -> tuple[np.ndarray, float]:  # "call marta now", an "h" of p_h after the "t"; Martha's gain
-        audio = heard("call marta now")
-        row = np.full(CTC.vocab_size, 1e-4)
-        row[0], row[CTC.index["h"]] = 1.0 - p_h, p_h
-        audio[2 * len("call mart") - 1] = np.log(row / row.sum())
-        before, after = _ctc_log_likelihoods(audio, [CTC.encode("call marta now"), CTC.encode("call martha now")])
-        return audio, after - before
-
-    faint, gain = heard_with_h(0.4)
+    faint, gain = heard_marta_with_h(0.4)
     assert -1.0 < gain < 0.0  # the CTC slightly prefers what was written; the user listed "Martha"
     assert correct_hotwords("Call Marta now.", faint, ["Martha"], CTC) == "Call Martha now."
     assert correct_hotwords("Call Marta now.", faint, ["Martha"], CTC, min_gain=0.0) == "Call Marta now."
-    absent, gain = heard_with_h(0.03)
+    absent, gain = heard_marta_with_h(0.03)
     assert gain < -2.0
     assert spot(("Martha",), absent, CTC.encode)[0] >= -3.0  # still spotted: the gain is what turns it away
     assert correct_hotwords("Call Marta now.", absent, ["Martha"], CTC) == "Call Marta now."
