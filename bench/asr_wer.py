@@ -26,6 +26,7 @@ def main() -> int:
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--quantization", default="auto", help="LLM precision: auto, fp32, bf16, int8, nf4")
     parser.add_argument("--no-peer", action="store_true", help="Keyscribe only")
+    parser.add_argument("--draft-bonus", type=float, default=None, help="bonus of the lexicon draft (default: the engine's; 0 = off)")
     args = parser.parse_args()
     manifests = [args.data / f"{name}.jsonl" for name in DEV_SETS]
     missing = [str(m) for m in manifests if not m.is_file()]
@@ -36,7 +37,8 @@ def main() -> int:
 
     return run(
         argparse.Namespace(
-            model=args.model, manifest=manifests, limit=args.limit, peer=not args.no_peer, beam_size=args.beam_size, quantization=args.quantization
+            model=args.model, manifest=manifests, limit=args.limit, peer=not args.no_peer, beam_size=args.beam_size, quantization=args.quantization,
+            draft_bonus=args.draft_bonus,
         )
     )
 

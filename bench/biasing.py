@@ -432,6 +432,7 @@ def main() -> int:
     parser.add_argument("--context-weight", type=_numbers(float), default=[], help="also decode with a true and a misleading "
                         "meeting paragraph (no list) at each joint-decoding weight α, e.g. 1,0.5")
     parser.add_argument("--ctc-weight", type=float, default=DecodingOptions().ctc_weight, help="λ of the token-CTC fusion (0 = off)")
+    parser.add_argument("--draft-bonus", type=float, default=DecodingOptions().draft_bonus, help="bonus of the lexicon draft (0 = off)")
     parser.add_argument("--uncorrected", action="store_true",
                         help="also report each list condition before hotword correction (the same decoding)")
     parser.add_argument("--seed", type=int, default=0)
@@ -462,7 +463,7 @@ def main() -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    base = DecodingOptions(beam_size=args.beam_size, ctc_weight=args.ctc_weight)
+    base = DecodingOptions(beam_size=args.beam_size, ctc_weight=args.ctc_weight, draft_bonus=args.draft_bonus)
     decoder = CachedDecoder(model)
     meetings = {u.id: {kind: meeting_paragraph(u, pool, kind, args.seed) for kind in ("true", "misleading")} for u in utterances}
     conditions = keyscribe_conditions(args.distractors, args.boost, args.context_weight)

@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "1 = context only, faster)")
     t.add_argument("--ctc-weight", type=float, default=DecodingOptions.ctc_weight,
                    help="λ of the joint decoding with the model's token CTC, which keeps the text to what the audio holds "
-                        f"(default {DecodingOptions.ctc_weight}; 0 = the LLM alone)")
+                        f"(default {DecodingOptions.ctc_weight}; 0 = the LLM alone; not used while a lexicon draft is)")
+    t.add_argument("--draft-bonus", type=float, default=DecodingOptions.draft_bonus,
+                   help="bonus (nats) for every LLM token that keeps to the lexicon draft, the words the character CTC "
+                        f"and the model's word list hear (default {DecodingOptions.draft_bonus}; 0 = no draft)")
     t.add_argument("--batch-size", type=int, default=16,  # TranscribeOptions.batch_size (not imported here: --help stays fast)
                    help="chunks decoded together (default 16; more is faster on long files and uses more memory)")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
@@ -87,7 +90,7 @@ def _transcribe(args: argparse.Namespace) -> int:
 
     options = TranscribeOptions(
         decoding=DecodingOptions(beam_size=args.beam_size, hotword_boost=args.hotword_boost, context_weight=args.context_weight,
-                                  ctc_weight=args.ctc_weight, hotword_correction=args.hotword_correction),
+                                  ctc_weight=args.ctc_weight, draft_bonus=args.draft_bonus, hotword_correction=args.hotword_correction),
         segment=SegmentOptions(max_chunk_s=args.max_chunk_s or DEFAULT_MAX_CHUNK_S) if args.segmentation == "vad" else None,
         history=args.history,
         batch_size=args.batch_size,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from engine.lexicon import LexiconOptions
 
 # Whisper's heuristic (openai/whisper transcribe.py, compression_ratio_threshold=2.4):
 # text that gzip shrinks this much is a repetition loop, not speech.
@@ -70,6 +72,14 @@ class DecodingOptions:
     # dev-tts 33.5% / 33.9% / 34.9%, dev-noisy 69.3% / 64.2% / 67.4%.
     ctc_weight: float = 0.3
     ctc_top_k: int = 8
+    # Lexicon drafts (engine/lexicon.py, engine/draft.py): the character CTC's lexicon beam search under the model's
+    # word LM gives each chunk a draft, and every LLM token that keeps to the draft's words gains this bonus (nats);
+    # 0 = off. With a draft the token-CTC fusion above is not used. Needs a model with a word LM (word_lm.json.gz).
+    draft_bonus: float = 30.0
+    lexicon: LexiconOptions = field(default_factory=LexiconOptions)
+    # The terms whose words join the drafts' vocabulary: the user's whole hotword list, set once per job
+    # (engine.transcribe.chunk_prompts), so one lexicon serves every chunk; None = each chunk's own hotwords.
+    draft_terms: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -92,14 +102,17 @@ class DecodingOptions:
             raise ValueError(f"ctc_weight must be ≥ 0 and < 1, got {self.ctc_weight}")
         if self.ctc_top_k < 1:
             raise ValueError(f"ctc_top_k must be ≥ 1, got {self.ctc_top_k}")
+        if self.draft_bonus < 0:
+            raise ValueError(f"draft_bonus must be ≥ 0, got {self.draft_bonus}")
         if self.no_repeat_ngram_size < 0:
             raise ValueError(f"no_repeat_ngram_size must be ≥ 0, got {self.no_repeat_ngram_size}")
 
     def biased_like(self, other: DecodingOptions) -> DecodingOptions:
-        """These options with ``other``'s biasing (hotword boost, context weight α, CTC weight λ and its top k):
+        """These options with ``other``'s biasing (hotword boost, context weight α, CTC weight λ and its top k, the lexicon draft):
         how a fallback retry keeps the user's choice."""
         return replace(
-            self, hotword_boost=other.hotword_boost, context_weight=other.context_weight, ctc_weight=other.ctc_weight, ctc_top_k=other.ctc_top_k
+            self, hotword_boost=other.hotword_boost, context_weight=other.context_weight, ctc_weight=other.ctc_weight, ctc_top_k=other.ctc_top_k,
+            draft_bonus=other.draft_bonus, lexicon=other.lexicon, draft_terms=other.draft_terms,
         )
 
     def boost_for(self, n_terms: int) -> float:

@@ -164,10 +164,10 @@ def chunk_prompts(
 ) -> tuple[list[PromptContext], DecodingOptions, list | None, list | None]:
     """What each chunk of a batch is decoded with: its prompt context, where a hotword list longer than
     ``prompt_hotwords`` is cut to the terms the chunk's CTC posteriors spot (engine.hotwords.retrieve),
-    and ``decoding`` with the automatic hotword bonus settled on the whole list, not a chunk's share
-    of it. Also the CTC posteriors (B arrays (T_b, V)) and each chunk's keyword scores for the list
+    and ``decoding`` with the automatic hotword bonus and the lexicon drafts' extra words settled on the whole
+    list, not a chunk's share of it. Also the CTC posteriors (B arrays (T_b, V)) and each chunk's keyword scores for the list
     (engine.hotwords.spot), when they were computed, else None."""
-    decoding = replace(decoding, hotword_boost=decoding.boost_for(len(context.hotwords)))
+    decoding = replace(decoding, hotword_boost=decoding.boost_for(len(context.hotwords)), draft_terms=tuple(context.hotwords))
     if len(context.hotwords) <= prompt_hotwords:
         return [context] * frames.shape[0], decoding, None, None
     char_log_probs = model.ctc_log_probs(frames, lengths)

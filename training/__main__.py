@@ -1,4 +1,4 @@
-"""python -m training {data,ssl,sft,context-sft,mwer,char-ctc,run-all,export,evaluate} ..."""
+"""python -m training {data,ssl,sft,context-sft,mwer,char-ctc,word-lm,run-all,export,evaluate} ..."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ RECIPES = {
     "context-sft": ("training.recipes.context_sft", "ContextSFTConfig", "SFT on <context, speech, text> triples: hotwords, meeting, history"),
     "mwer": ("training.recipes.mwer", "MWERConfig", "MWER on N-best lists with hotword-weighted word errors (continues SFT)"),
     "char-ctc": ("training.recipes.char_ctc", "CharCTCConfig", "a convolutional character-CTC head on the frozen encoder (spells hotwords)"),
+    "word-lm": ("training.recipes.word_lm", "WordLMConfig", "the word bigram of the lexicon drafts, from the training transcripts"),
 }
 
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--limit", type=int, default=0, help="first N utterances of each manifest (0 = all)")
     ev.add_argument("--peer", action="store_true", help="also run faster-whisper tiny.en (int8, beam 5)")
     ev.add_argument("--beam-size", type=int, default=1)
+    ev.add_argument("--draft-bonus", type=float, default=None, help="bonus of the lexicon draft (default: the engine's; 0 = off)")
     ev.add_argument("--quantization", default="auto", help="LLM precision: auto, fp32, bf16, int8, nf4")
     args = parser.parse_args(argv)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from training.data.manifest import Utterance
@@ -77,14 +77,19 @@ def encoded_batches(model, utterances: Sequence[Utterance], batch_size: int = 8)
         yield (batch, *model.encode_frames(model.frontend([load_audio(u.audio) for u in batch])))
 
 
-def transcribe_with_keyscribe(model, utterances: Sequence[Utterance], beam_size: int = 1, batch_size: int = 8) -> list[str]:
+def transcribe_with_keyscribe(
+    model, utterances: Sequence[Utterance], beam_size: int = 1, batch_size: int = 8, draft_bonus: float | None = None
+) -> list[str]:
     """Each utterance as one chunk, decoded as the engine decodes it: a looping text is decoded again
-    with the Transcriber's fallback options (engine.transcribe.generate_with_fallback)."""
+    with the Transcriber's fallback options (engine.transcribe.generate_with_fallback). ``draft_bonus``
+    None keeps the engine's default (DecodingOptions.draft_bonus)."""
     from engine.decoding import DecodingOptions
     from engine.prompt import PromptContext
     from engine.transcribe import TranscribeOptions, generate_with_fallback
 
     options = DecodingOptions(beam_size=beam_size)
+    if draft_bonus is not None:
+        options = replace(options, draft_bonus=draft_bonus)
     fallback = TranscribeOptions().fallback
     texts: list[str] = []
     for batch, frames, lengths in encoded_batches(model, utterances, batch_size):

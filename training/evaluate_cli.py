@@ -19,7 +19,7 @@ def run(args) -> int:
         utterances = read_manifest(manifest)
         if args.limit:
             utterances = utterances[: args.limit]
-        ours = run_system("keyscribe", partial(transcribe_with_keyscribe, model, beam_size=args.beam_size), utterances)
+        ours = run_system("keyscribe", partial(transcribe_with_keyscribe, model, beam_size=args.beam_size, draft_bonus=args.draft_bonus), utterances)
         rows = [ours]
         if args.peer:
             rows.append(run_system("whisper-tiny.en (fw)", transcribe_with_peer, utterances))

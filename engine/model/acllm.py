@@ -13,6 +13,8 @@ from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteria
 from engine.biasing import ContextMix, HotwordBoost, TokenTrie
 from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer, log_normalisers
 from engine.decoding import DecodingOptions
+from engine.draft import FollowDraft
+from engine.lexicon import LexiconOptions, LexiconSearch, WordLM
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
 from engine.model.encoder import ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, Features, LogMelFrontend, SpeechEncoder
@@ -21,6 +23,7 @@ from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContex
 from engine.speculative import greedy_with_draft
 
 ENCODER_FRAME_S = ENCODER_STRIDE * HOP_SAMPLES / SAMPLE_RATE  # 20 ms per encoder frame
+LEXICON_SEARCHES_KEPT = 4  # lexicon tries kept per model, one per hotword list (a job with a filtered list needs several)
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,8 @@ class AcLLM(nn.Module):
         self.ctc = CharCTC(config.encoder.ctc_alphabet)
         self.frontend = LogMelFrontend(encoder.whisper.config.num_mel_bins, trimmed=encoder.trimmed)
         self.lora_merged = False
+        self.word_lm: WordLM | None = None  # the lexicon drafts' language model, from the checkpoint's word_lm.json.gz
+        self._lexicon_searches: dict[tuple, LexiconSearch] = {}
 
     # ----------------------------------------------------------------- parameters
     def merge_lora(self) -> bool:
@@ -404,7 +409,16 @@ class AcLLM(nn.Module):
         inputs = self.prompt.assemble(prompts, audio.embed_lengths.tolist(), shared=shared)
         boost = self._hotword_boost(contexts, options)
         processors.extend(boost or [])
-        if self._fuse_ctc(options):  # last: it reads the others' scores
+        drafts = self._lexicon_drafts(frames, frame_lengths, contexts[:n_inputs], options)
+        if drafts is not None:  # after the boost: a boosted hotword and the draft compete on equal terms
+            drafts = drafts + drafts if len(contexts) > n_inputs else drafts
+            processors.append(
+                FollowDraft(
+                    drafts, self.tokenizer, self.ctc.alphabet, self.prompt.eos_id, options.draft_bonus, options.ctc_top_k, options.beam_size,
+                    boost[0] if boost else None,
+                )
+            )
+        elif self._fuse_ctc(options):  # last: it reads the others' scores
             processors.append(self._ctc_fusion(audio.embeds, audio.embed_lengths, options, boost[0] if boost else None))
         out = self.llm.generate(
             inputs_embeds=self.splice(inputs, audio),
@@ -421,6 +435,26 @@ class AcLLM(nn.Module):
             return [self._hypothesis(ids, score=score) for ids, score in zip(sequences.tolist(), scores, strict=True)]
         step = _chosen_log_probs(sequences, [s[:kept_rows] for s in out.scores])  # (B, new)
         return [self._hypothesis(ids, step_log_probs=row) for ids, row in zip(sequences.tolist(), step.tolist(), strict=True)]
+
+    def _lexicon_drafts(self, frames: torch.Tensor, frame_lengths: torch.Tensor, contexts: list[PromptContext], options: DecodingOptions) -> list[list[str]] | None:
+        """Each chunk's lexicon draft (engine/lexicon.py) from the character CTC, or None without a word LM or with the draft off."""
+        if not options.draft_bonus or self.word_lm is None:
+            return None
+        log_probs = self.ctc_log_probs(frames, frame_lengths)
+        drafts = []
+        for context, chunk in zip(contexts, log_probs, strict=True):
+            terms = options.draft_terms if options.draft_terms is not None else tuple(context.hotwords)
+            drafts.append(self.lexicon_search(terms, options.lexicon).decode(chunk))
+        return drafts
+
+    def lexicon_search(self, hotwords: tuple[str, ...], options: LexiconOptions) -> LexiconSearch:
+        """The lexicon search for these hotwords; the last few are kept, since building one takes about a second."""
+        key = (hotwords, options)
+        search = self._lexicon_searches.pop(key, None) or LexiconSearch(self.word_lm, self.ctc.alphabet, options, hotwords)
+        self._lexicon_searches[key] = search  # most recently used last
+        while len(self._lexicon_searches) > LEXICON_SEARCHES_KEPT:
+            self._lexicon_searches.pop(next(iter(self._lexicon_searches)))
+        return search
 
     def _prefix_cache(self, ids: torch.Tensor, batch_size: int):
         """The LLM's key/value cache of the token ids ``ids`` (the batch's common opening), for ``batch_size`` rows."""

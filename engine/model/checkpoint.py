@@ -6,6 +6,7 @@ A checkpoint folder describes itself:
     trained.safetensors  the trained parts: adapter, CTC head, LoRA (+ encoder if fine-tuned)
     tokenizer/           the LLM's tokenizer with its chat template
     sources.json         where the base weights come from, with sha256 where known
+    word_lm.json.gz      optional: the word bigram of the lexicon drafts (engine/lexicon.py)
     encoder/, llm/       full weights, only for components that have no external source (random
                          architectures, SSL-initialised encoders, parts loaded from another checkpoint)
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from engine.errors import ModelError
+from engine.lexicon import WORD_LM_FILE, WordLM
 from engine.model.acllm import AcLLM, CharCTC
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig, EncoderConfig
@@ -169,6 +171,8 @@ def save_checkpoint(model: AcLLM, directory: Path) -> Path:
     config.save(directory / "config.json")
     save_file(_contiguous(model.trainable_state_dict()), directory / TRAINED_FILE)
     model.tokenizer.save_pretrained(directory / "tokenizer")
+    if model.word_lm is not None:
+        model.word_lm.save(directory / WORD_LM_FILE)
     sources = _describe_sources(config)
     if init_weights is not None:
         start = Path(init_weights)
@@ -209,6 +213,11 @@ def load_checkpoint(directory: Path, runtime: Runtime) -> AcLLM:
         raise ModelError(f"{directory / TRAINED_FILE} is corrupt ({err}): export the checkpoint again.") from err
     except KeyError as err:
         raise ModelError(f"{directory} does not match its config: {err.args[0]}") from err
+    if (directory / WORD_LM_FILE).is_file():
+        try:
+            model.word_lm = WordLM.load(directory / WORD_LM_FILE)
+        except ValueError as err:
+            raise ModelError(str(err)) from err
     return model.eval()
 
 

@@ -1,0 +1,150 @@
+"""Draft following: the LLM writes the transcript, rewarded for keeping to the lexicon draft's words.
+
+The lexicon search (engine/lexicon.py) gives each chunk a draft: lower-case words, no punctuation,
+usually the right words. The LLM gives case, punctuation, numbers as people write them and the
+user's hotwords, but on its own drifts from the audio. ``FollowDraft`` adds a bonus to every
+candidate token whose text keeps the transcript on the draft's words, and to the end token once the
+draft is used up. Punctuation and case are free, so "please enter your password" can come out as
+"Please enter your password." When the LLM leaves the draft (a hotword, a word the lexicon lacks),
+the words written so far are aligned to the draft by edit distance and following resumes from there.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+import torch
+from transformers import LogitsProcessor
+
+from engine.biasing import HotwordBoost
+from engine.lexicon import words_of
+
+
+def aligned_position(written: Sequence[str], draft: Sequence[str]) -> int:
+    """How many draft words the written words cover: the end j of the draft prefix closest to them
+    in edit distance (the later j on a tie)."""
+    previous = list(range(len(draft) + 1))  # distance of the empty text to each draft prefix
+    for word in written:
+        row = [previous[0] + 1]
+        for j, target in enumerate(draft, start=1):
+            row.append(min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (word != target)))
+        previous = row
+    best = min(previous)
+    return max(j for j, distance in enumerate(previous) if distance == best)
+
+
+
+
+def _is_punctuation(piece: str) -> bool:
+    """Whether a token is only spaces and punctuation (not control characters, symbols or stray bytes)."""
+    return bool(piece.strip()) and all(ch.isspace() or unicodedata.category(ch).startswith("P") for ch in piece)
+
+
+class FollowDraft(LogitsProcessor):
+    """Adds ``bonus`` (nats) to the tokens among the LLM's ``top_k`` that continue the row's draft.
+
+    Tokens spelling the draft's next word are added to the candidates even when the LLM ranks them
+    lower, so a draft word can win that the LLM alone would never pick. ``num_beams`` rows share a
+    draft. Put it after the hotword boost, so a boosted hotword and the draft compete on equal terms.
+    """
+
+    def __init__(
+        self, drafts: list[list[str]], tokenizer, alphabet: str, eos_id: int, bonus: float = 30.0, top_k: int = 8, num_beams: int = 1,
+        hotwords: HotwordBoost | None = None,
+    ):
+        if bonus < 0:
+            raise ValueError(f"the draft bonus must be ≥ 0, got {bonus}")
+        self.drafts, self.tokenizer, self.alphabet = drafts, tokenizer, alphabet
+        self.eos_id, self.bonus, self.top_k, self.num_beams = eos_id, bonus, top_k, num_beams
+        self._pieces: dict[int, str] = {}
+        # The user's listed terms are words the lexicon spells worst (rare names): once the LLM has begun one,
+        # the tokens that go on with it get the draft's bonus too, so a term is never left half written.
+        self.hotwords = hotwords
+        
+    def _is_break(self, char: str) -> bool:
+        """Whether a character ends a word: anything the CTC alphabet cannot spell (as words_of reads it)."""
+        return not words_of(char, self.alphabet)
+
+    def _piece(self, token: int) -> str:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.tokenizer.decode([token])
+        return piece
+
+    def _next_tokens(self, word: str, partial: str) -> set[int]:
+        """Token ids that begin the rest of ``word`` after ``partial``, in the usual spellings (as written, capitalised)."""
+        rest = word[len(partial) :]
+        if not rest:
+            return set()
+        spellings = [rest] if partial else [" " + word, " " + word.capitalize(), word.capitalize(), word]
+        ids = set()
+        for text in spellings:
+            encoded = self.tokenizer.encode(text, add_special_tokens=False)
+            if encoded:
+                ids.add(encoded[0])
+        return ids
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """``input_ids`` are the generated tokens only (generate() on inputs_embeds)."""
+        if not self.bonus:
+            return scores
+        scores = scores.clone()
+        top = scores.topk(min(self.top_k, scores.shape[-1]), dim=-1).indices.tolist()
+        for row, generated in enumerate(input_ids.tolist()):
+            if self.eos_id in generated:
+                continue
+            draft = self.drafts[row // self.num_beams]
+            text = self.tokenizer.decode(generated, skip_special_tokens=True)
+            words = words_of(text, self.alphabet)
+            # A token never ends with the space that closes its word, so the last word may go on.
+            partial = words[-1] if words and not self._is_break(text[-1]) else ""
+            complete = words[:-1] if partial else words
+            remaining = draft[aligned_position(complete, draft) :]
+            breaks_only = False
+            if partial and not (remaining and remaining[0].startswith(partial)):
+                # The word being written is off the draft (a substitution): only a word break may follow it,
+                # and the draft resumes after the word it stands for.
+                remaining = draft[aligned_position([*complete, partial], draft) :]
+                partial, breaks_only = "", True
+            candidates = set(top[row])
+            if remaining:
+                candidates |= self._next_tokens(remaining[0], partial)
+                if partial == remaining[0] and len(remaining) > 1:  # the word may be done: the next one may start
+                    candidates |= self._next_tokens(remaining[1], "")
+            if not remaining or remaining == [partial]:
+                candidates.add(self.eos_id)
+            after_punctuation = bool(text) and _is_punctuation(text[-1])
+            boost = self.hotwords.last_boost[row] if self.hotwords is not None and self.hotwords.last_boost is not None else None
+            if boost is not None and bool((boost < 0).any()):  # inside a term: HotwordBoost takes back what leaving it earned
+                going_on = (boost > 0).nonzero().flatten().tolist()
+                scores[row, going_on] += self.bonus
+                candidates -= set(going_on)
+            for token in candidates:
+                if breaks_only and token != self.eos_id and not self._is_break(self._piece(token)[:1] or "a"):
+                    continue
+                if self._continues(token, partial, remaining, after_punctuation):
+                    scores[row, token] += self.bonus
+        return scores
+
+    def _continues(self, token: int, partial: str, remaining: list[str], after_punctuation: bool = False) -> bool:
+        """Whether writing ``token`` after the partial word ``partial`` stays on the ``remaining`` draft words.
+
+        Punctuation keeps to the draft where a word ends, once between two words (so a run of it cannot
+        stand in for the draft's next word)."""
+        if token == self.eos_id:
+            return not remaining or remaining == [partial]
+        piece = self._piece(token)
+        spelled = words_of(partial + piece, self.alphabet)  # the partial word and this token, with the breaks it brings
+        if not spelled:
+            if not _is_punctuation(piece) or after_punctuation:
+                return False
+            return not partial or (bool(remaining) and remaining[0] == partial)
+        closes = self._is_break(piece[-1])
+        finished = spelled if closes else spelled[:-1]
+        if finished != remaining[: len(finished)] or len(finished) > len(remaining):
+            return False
+        if closes:
+            return True
+        index = len(finished)
+        return index < len(remaining) and remaining[index].startswith(spelled[-1])

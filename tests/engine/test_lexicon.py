@@ -1,0 +1,149 @@
+"""Lexicon drafts: the word bigram, the lexicon beam search over character CTC, and the LLM following a draft."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.draft import FollowDraft, aligned_position
+from engine.lexicon import SENTENCE_END, SENTENCE_START, LexiconOptions, LexiconSearch, WordLM, build_word_lm, words_of
+
+ALPHABET = " abcdefghijklmnopqrstuvwxyz'"
+SHIPPED_TOKENIZER = Path(__file__).resolve().parents[2] / "resources" / "models" / "default" / "tokenizer"
+
+
+def small_lm(**kwargs) -> WordLM:
+    sentences = ["the cat sat", "the cat ran", "a dog sat", "the dog ran home"]
+    general = {"the": 0.05, "a": 0.03, "cat": 0.001, "hat": 0.001, "home": 0.002, "café": 0.001}
+    return build_word_lm(sentences, general, ALPHABET, **kwargs)
+
+
+def test_every_bigram_distribution_sums_to_one():
+    lm = small_lm()
+    assert "café" not in lm.unigram  # the head cannot spell "é"
+    assert math.isclose(sum(lm.unigram.values()), 1.0, rel_tol=1e-9)
+    for previous in [SENTENCE_START, "the", "cat", "home", "hat"]:  # seen contexts, and "hat", never seen first
+        total = sum(math.exp(lm.log_prob(w, previous)) for w in [*lm.words, SENTENCE_END])
+        assert math.isclose(total, 1.0, rel_tol=1e-9), previous
+
+
+def test_a_seen_bigram_beats_the_unigram_guess():
+    lm = small_lm()
+    assert lm.log_prob("cat", "the") > lm.log_prob("hat", "the")
+    assert lm.log_prob("cat", "the") > math.log(lm.unigram["cat"])
+
+
+def test_the_lm_file_round_trips_and_a_broken_one_says_what_to_do(tmp_path):
+    lm = small_lm()
+    lm.save(tmp_path / "lm.json.gz")
+    again = WordLM.load(tmp_path / "lm.json.gz")
+    assert again.unigram == lm.unigram and again.bigrams == lm.bigrams and again.discount == lm.discount
+    (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="word-lm"):
+        WordLM.load(tmp_path / "bad.json.gz")
+
+
+def test_words_of_keeps_apostrophes_and_breaks_on_everything_else():
+    assert words_of("Don’t — Call-Forward, O'Neil!", ALPHABET) == ["don't", "call", "forward", "o'neil"]
+
+
+def emissions(spelling: list[str | dict[str, float]], frames_per_symbol: int = 2) -> np.ndarray:
+    """CTC log-probabilities that spell ``spelling``: each entry a character (certain) or {char: probability}."""
+    rows = []
+    for symbol in spelling:
+        probs = np.full(1 + len(ALPHABET), 1e-4)
+        choices = {symbol: 1.0} if isinstance(symbol, str) else symbol
+        for ch, p in choices.items():
+            probs[1 + ALPHABET.index(ch)] = p
+        for _ in range(frames_per_symbol):
+            rows.append(probs / probs.sum())
+        blank = np.full(1 + len(ALPHABET), 1e-4)
+        blank[0] = 1.0
+        rows.append(blank / blank.sum())
+    return np.log(np.array(rows, dtype=np.float32))
+
+
+def test_the_language_model_settles_a_letter_the_audio_leaves_open():
+    search = LexiconSearch(small_lm(), ALPHABET)
+    # "the ?at": c or h equally likely; only "the cat" was ever said.
+    spelled = emissions(list("the ") + [{"c": 0.5, "h": 0.5}] + list("at"))
+    assert search.decode(spelled) == ["the", "cat"]
+
+
+def test_only_lexicon_words_come_out_unless_the_user_lists_them():
+    spelled = emissions(list("the zork"))
+    assert "zork" not in LexiconSearch(small_lm(), ALPHABET).decode(spelled)
+    assert LexiconSearch(small_lm(), ALPHABET, hotwords=["Zork Inc"]).decode(spelled) == ["the", "zork"]
+
+
+def test_an_empty_chunk_has_an_empty_draft_and_a_wrong_width_is_refused():
+    search = LexiconSearch(small_lm(), ALPHABET, LexiconOptions(beam_size=8))
+    assert search.decode(np.zeros((0, 1 + len(ALPHABET)), dtype=np.float32)) == []
+    with pytest.raises(ValueError, match="log-probabilities"):
+        search.decode(np.zeros((5, 3), dtype=np.float32))
+
+
+def test_aligned_position_counts_the_draft_words_covered():
+    draft = ["press", "one", "to", "leave", "now"]
+    assert aligned_position([], draft) == 0
+    assert aligned_position(["press", "one"], draft) == 2
+    assert aligned_position(["press", "two", "to"], draft) == 3  # a substitution
+    assert aligned_position(["press", "to"], draft) == 3  # a deletion ("one" skipped)
+    assert aligned_position(["please", "press", "one"], draft) == 2  # an insertion
+
+
+def greedy_with(processor: FollowDraft, tokenizer, eos_id: int, noise: float, forced: dict[int, str] | None = None, steps: int = 80) -> str:
+    """Greedy decoding by a stand-in LLM whose scores are random noise; ``forced`` writes a text at a step."""
+    generator = torch.Generator().manual_seed(0)
+    ids: list[int] = []
+    for step in range(steps):
+        if forced and step in forced:
+            ids += tokenizer.encode(forced[step], add_special_tokens=False)
+            continue
+        scores = torch.rand((1, len(tokenizer)), generator=generator) * noise
+        chosen = int(processor(torch.tensor([ids], dtype=torch.long), scores).argmax())
+        if chosen == eos_id:
+            break
+        ids.append(chosen)
+    else:
+        raise AssertionError(f"never ended: {tokenizer.decode(ids)!r}")
+    return tokenizer.decode(ids)
+
+
+@pytest.mark.parametrize("which", ["bytes", "smollm2"])
+def test_a_draft_followed_closely_comes_out_word_for_word(which):
+    if which == "bytes":
+        from engine.model.tiny import byte_tokenizer
+
+        tokenizer = byte_tokenizer()
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(SHIPPED_TOKENIZER)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    draft = ["please", "enter", "your", "password", "followed", "by", "the", "pound", "key"]
+    follow = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=8.0)
+    text = greedy_with(follow, tokenizer, eos, noise=4.0)
+    assert words_of(text, ALPHABET) == draft, text
+    # With no bonus the same stand-in writes noise.
+    off = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=0.0)
+    with pytest.raises(AssertionError, match="never ended"):
+        greedy_with(off, tokenizer, eos, noise=4.0, steps=30)
+
+
+def test_after_a_word_off_the_draft_the_draft_resumes():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(SHIPPED_TOKENIZER)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    draft = ["thank", "you", "will", "gang", "let's", "move", "on"]
+    follow = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=8.0)
+    # The LLM writes a hotword where the draft has two words: the draft goes on after them.
+    text = greedy_with(follow, tokenizer, eos, noise=4.0, forced={2: " Wolfgang"})
+    written = words_of(text, ALPHABET)
+    assert written[:3] == ["thank", "you", "wolfgang"], text
+    assert written[-3:] == ["let's", "move", "on"], text
