@@ -12,7 +12,8 @@ the words written so far are aligned to the draft by edit distance and following
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from difflib import SequenceMatcher
+from functools import lru_cache
 
 import torch
 from transformers import LogitsProcessor
@@ -21,19 +22,31 @@ from engine.biasing import HotwordBoost
 from engine.lexicon import words_of
 
 
-def aligned_position(written: Sequence[str], draft: Sequence[str]) -> int:
-    """How many draft words the written words cover: the end j of the draft prefix closest to them
-    in edit distance (the later j on a tie)."""
-    previous = list(range(len(draft) + 1))  # distance of the empty text to each draft prefix
+@lru_cache(maxsize=8192)
+def aligned_position(written: tuple[str, ...], draft: tuple[str, ...]) -> int:
+    """How many draft words the written words cover: the end j of the draft prefix closest to them (the
+    later j on a tie), by an edit distance over words in which a written word may stand for one draft word
+    or for two ("wolfgang" for "will gang"), at a cost that falls with how alike their letters are.
+
+    Memoised: while a word is being written, every step asks again about the same finished words.
+    """
+    inf = float("inf")
+    previous = [float(j) for j in range(len(draft) + 1)]  # the empty text against each draft prefix
     for word in written:
-        row = [previous[0] + 1]
-        for j, target in enumerate(draft, start=1):
-            row.append(min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (word != target)))
+        row = [previous[0] + 1.0] + [inf] * len(draft)
+        for j in range(1, len(draft) + 1):
+            row[j] = min(previous[j] + 1.0, row[j - 1] + 1.0, previous[j - 1] + _unlike(word, draft[j - 1]))
+            if j >= 2:
+                row[j] = min(row[j], previous[j - 2] + _unlike(word, draft[j - 2] + draft[j - 1]))
         previous = row
     best = min(previous)
-    return max(j for j, distance in enumerate(previous) if distance == best)
+    return max(j for j, distance in enumerate(previous) if distance <= best + 1e-9)
 
 
+@lru_cache(maxsize=65536)
+def _unlike(word: str, target: str) -> float:
+    """0 for the same word, up to 1 for words with nothing in common (1 − difflib's similarity ratio)."""
+    return 0.0 if word == target else 1.0 - SequenceMatcher(None, word, target).ratio()
 
 
 def _is_punctuation(piece: str) -> bool:
@@ -58,8 +71,9 @@ class FollowDraft(LogitsProcessor):
         self.drafts, self.tokenizer, self.alphabet = drafts, tokenizer, alphabet
         self.eos_id, self.bonus, self.top_k, self.num_beams = eos_id, bonus, top_k, num_beams
         self._pieces: dict[int, str] = {}
-        # The user's listed terms are words the lexicon spells worst (rare names): once the LLM has begun one,
-        # the tokens that go on with it get the draft's bonus too, so a term is never left half written.
+        # The user's listed terms are words the lexicon spells worst (rare names): a token the hotword boost
+        # rewards at this step (one that starts a term or goes on with one) gets the draft's bonus too, so
+        # the term and the draft's word compete on the LLM's and the boost's scores alone.
         self.hotwords = hotwords
         
     def _is_break(self, char: str) -> bool:
@@ -94,18 +108,18 @@ class FollowDraft(LogitsProcessor):
         for row, generated in enumerate(input_ids.tolist()):
             if self.eos_id in generated:
                 continue
-            draft = self.drafts[row // self.num_beams]
+            draft = tuple(self.drafts[row // self.num_beams])
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
             words = words_of(text, self.alphabet)
             # A token never ends with the space that closes its word, so the last word may go on.
             partial = words[-1] if words and not self._is_break(text[-1]) else ""
             complete = words[:-1] if partial else words
-            remaining = draft[aligned_position(complete, draft) :]
+            remaining = list(draft[aligned_position(tuple(complete), draft) :])
             breaks_only = False
             if partial and not (remaining and remaining[0].startswith(partial)):
                 # The word being written is off the draft (a substitution): only a word break may follow it,
                 # and the draft resumes after the word it stands for.
-                remaining = draft[aligned_position([*complete, partial], draft) :]
+                remaining = list(draft[aligned_position((*complete, partial), draft) :])
                 partial, breaks_only = "", True
             candidates = set(top[row])
             if remaining:
@@ -115,11 +129,10 @@ class FollowDraft(LogitsProcessor):
             if not remaining or remaining == [partial]:
                 candidates.add(self.eos_id)
             after_punctuation = bool(text) and _is_punctuation(text[-1])
-            boost = self.hotwords.last_boost[row] if self.hotwords is not None and self.hotwords.last_boost is not None else None
-            if boost is not None and bool((boost < 0).any()):  # inside a term: HotwordBoost takes back what leaving it earned
-                going_on = (boost > 0).nonzero().flatten().tolist()
-                scores[row, going_on] += self.bonus
-                candidates -= set(going_on)
+            if self.hotwords is not None and self.hotwords.last_boost is not None:
+                listed = (self.hotwords.last_boost[row] > 0).nonzero().flatten().tolist()
+                scores[row, listed] += self.bonus
+                candidates -= set(listed)
             for token in candidates:
                 if breaks_only and token != self.eos_id and not self._is_break(self._piece(token)[:1] or "a"):
                     continue

@@ -420,20 +420,26 @@ class AcLLM(nn.Module):
             )
         elif self._fuse_ctc(options):  # last: it reads the others' scores
             processors.append(self._ctc_fusion(audio.embeds, audio.embed_lengths, options, boost[0] if boost else None))
+        generate_kwargs = options.generate_kwargs(duration_s, self.prompt.eos_id, self.prompt.pad_id)
+        raw_confidence = drafts is not None and options.beam_size == 1
+        if raw_confidence:
+            # A token's confidence is then the LLM's own probability of it, not one the draft's bonus inflated
+            # (a word the draft put in against the LLM's belief should look doubtful in the transcript).
+            generate_kwargs.update(output_scores=False, output_logits=True)
         out = self.llm.generate(
             inputs_embeds=self.splice(inputs, audio),
             attention_mask=inputs.attention_mask.to(self.device),
             past_key_values=self._prefix_cache(inputs.input_ids[0, :shared], len(prompts)) if shared else None,
             stopping_criteria=StoppingCriteriaList([_StopWhen(should_stop)]) if should_stop is not None else None,
             logits_processor=processors or None,
-            **options.generate_kwargs(duration_s, self.prompt.eos_id, self.prompt.pad_id),
+            **generate_kwargs,
         )
         kept_rows = n_inputs * options.n_best  # with joint decoding, the context-free half is dropped
         sequences = out.sequences[:kept_rows]  # (B, new) — with inputs_embeds only new tokens come back
         if options.beam_size > 1:
             scores = out.sequences_scores[:kept_rows].tolist()
             return [self._hypothesis(ids, score=score) for ids, score in zip(sequences.tolist(), scores, strict=True)]
-        step = _chosen_log_probs(sequences, [s[:kept_rows] for s in out.scores])  # (B, new)
+        step = _chosen_log_probs(sequences, [s[:kept_rows] for s in (out.logits if raw_confidence else out.scores)])  # (B, new)
         return [self._hypothesis(ids, step_log_probs=row) for ids, row in zip(sequences.tolist(), step.tolist(), strict=True)]
 
     def _lexicon_drafts(self, frames: torch.Tensor, frame_lengths: torch.Tensor, contexts: list[PromptContext], options: DecodingOptions) -> list[list[str]] | None:

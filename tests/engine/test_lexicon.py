@@ -88,12 +88,15 @@ def test_an_empty_chunk_has_an_empty_draft_and_a_wrong_width_is_refused():
 
 
 def test_aligned_position_counts_the_draft_words_covered():
-    draft = ["press", "one", "to", "leave", "now"]
-    assert aligned_position([], draft) == 0
-    assert aligned_position(["press", "one"], draft) == 2
-    assert aligned_position(["press", "two", "to"], draft) == 3  # a substitution
-    assert aligned_position(["press", "to"], draft) == 3  # a deletion ("one" skipped)
-    assert aligned_position(["please", "press", "one"], draft) == 2  # an insertion
+    draft = ("press", "one", "to", "leave", "now")
+    assert aligned_position((), draft) == 0
+    assert aligned_position(("press", "one"), draft) == 2
+    assert aligned_position(("press", "two", "to"), draft) == 3  # a substitution
+    assert aligned_position(("press", "to"), draft) == 3  # a deletion ("one" skipped)
+    assert aligned_position(("please", "press", "one"), draft) == 2  # an insertion
+    # One written word for two draft words whose letters it shares: both are covered.
+    assert aligned_position(("thank", "you", "wolfgang"), ("thank", "you", "will", "gang")) == 4
+    assert aligned_position(("thank", "you", "wolfgang"), ("thank", "you", "will", "go", "home")) == 3
 
 
 def greedy_with(processor: FollowDraft, tokenizer, eos_id: int, noise: float, forced: dict[int, str] | None = None, steps: int = 80) -> str:
@@ -147,3 +150,85 @@ def test_after_a_word_off_the_draft_the_draft_resumes():
     written = words_of(text, ALPHABET)
     assert written[:3] == ["thank", "you", "wolfgang"], text
     assert written[-3:] == ["let's", "move", "on"], text
+
+
+def test_the_model_writes_its_draft_and_reports_the_llms_own_confidence(runtime_cpu, monkeypatch, tmp_path):
+    from engine.decoding import DecodingOptions
+    from engine.model.checkpoint import build_model, load_checkpoint, save_checkpoint
+    from engine.model.tiny import tiny_config
+    from engine.prompt import PromptContext
+
+    model = build_model(tiny_config(), runtime_cpu)
+    model.word_lm = build_word_lm(["press one to leave", "press two to stay"], {}, model.ctc.alphabet, frequency_share=0.0)
+    alphabet = model.ctc.alphabet
+
+    def spelled(text: str) -> np.ndarray:
+        rows = []
+        for ch in text:
+            row = np.full(1 + len(alphabet), -12.0, dtype=np.float32)
+            row[1 + alphabet.index(ch)] = 0.0
+            blank = np.full(1 + len(alphabet), -12.0, dtype=np.float32)
+            blank[0] = 0.0
+            rows += [row, blank]
+        return np.array(rows)
+
+    monkeypatch.setattr(model, "ctc_log_probs", lambda frames, lengths: [spelled("press one"), spelled("press two to stay")])
+    frames = torch.zeros(2, 100, model.encoder.dim)
+    lengths = torch.tensor([100, 100])
+    options = DecodingOptions(draft_bonus=1000.0, min_new_tokens_cap=48)
+    hyps = model.generate_from_frames(frames, lengths, [PromptContext(), PromptContext()], options)
+    assert [words_of(h.text, alphabet) for h in hyps] == [["press", "one"], ["press", "two", "to", "stay"]]
+    # The random tiny LLM never believed these bytes: its own mean log-probability, not the bonus's ≈ 0.
+    assert all(h.avg_logprob < -1.0 for h in hyps), [h.avg_logprob for h in hyps]
+    # Without the draft the same model writes something else.
+    plain = model.generate_from_frames(frames, lengths, [PromptContext(), PromptContext()], DecodingOptions(draft_bonus=0.0, min_new_tokens_cap=48))
+    assert [words_of(h.text, alphabet) for h in plain] != [["press", "one"], ["press", "two", "to", "stay"]]
+    # The word LM travels with the checkpoint.
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "ckpt"), runtime_cpu)
+    assert loaded.word_lm is not None and loaded.word_lm.bigrams == model.word_lm.bigrams
+
+
+def test_bad_draft_settings_are_refused_with_what_to_change():
+    from engine.decoding import DecodingOptions
+
+    with pytest.raises(ValueError, match="draft_bonus"):
+        DecodingOptions(draft_bonus=-1.0)
+    with pytest.raises(ValueError, match="beam size"):
+        LexiconOptions(beam_size=0)
+
+
+def test_a_listed_term_competes_with_the_draft_on_the_llms_scores():
+    from transformers import AutoTokenizer
+
+    from engine.biasing import HotwordBoost, TokenTrie
+
+    tokenizer = AutoTokenizer.from_pretrained(SHIPPED_TOKENIZER)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    draft = ["thank", "you", "will", "gang"]
+    term = tokenizer.encode(" Wolfgang", add_special_tokens=False)
+
+    sentence = tokenizer.encode("Thank you Wolfgang", add_special_tokens=False) + [eos]
+
+    def llm(ids: list[int]) -> torch.Tensor:
+        """A stand-in LLM that believes "Thank you Wolfgang": 5 nats on its next token, nothing else."""
+        scores = torch.zeros(1, len(tokenizer))
+        if ids == sentence[: len(ids)]:
+            scores[0, sentence[len(ids)]] = 5.0
+        return scores
+
+    def decode(with_list: bool) -> str:
+        boost = HotwordBoost([TokenTrie.for_hotwords(tokenizer, ["Wolfgang"] if with_list else [])], bonus=3.0)
+        follow = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=30.0, hotwords=boost)
+        ids: list[int] = []
+        for _ in range(20):
+            input_ids = torch.tensor([ids], dtype=torch.long)
+            chosen = int(follow(input_ids, boost(input_ids, llm(ids))).argmax())
+            if chosen == eos:
+                break
+            ids.append(chosen)
+        return tokenizer.decode(ids)
+
+    # Without the list the draft outvotes the LLM; with it, the term wins where the LLM leans to it, and
+    # the draft's "will gang", which the term stands for, is not written after it.
+    assert words_of(decode(with_list=False), ALPHABET) == draft
+    assert words_of(decode(with_list=True), ALPHABET) == ["thank", "you", "wolfgang"]
