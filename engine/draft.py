@@ -23,10 +23,11 @@ from engine.lexicon import words_of
 
 
 @lru_cache(maxsize=8192)
-def aligned_position(written: tuple[str, ...], draft: tuple[str, ...]) -> int:
+def aligned_position(written: tuple[str, ...], draft: tuple[str | None, ...]) -> int:
     """How many draft words the written words cover: the end j of the draft prefix closest to them (the
     later j on a tie), by an edit distance over words in which a written word may stand for one draft word
-    or for two ("wolfgang" for "will gang"), at a cost that falls with how alike their letters are.
+    or for two ("wolfgang" for "will gang"), at a cost that falls with how alike their letters are. An open
+    draft word (None) is whatever the LLM wrote there.
 
     Memoised: while a word is being written, every step asks again about the same finished words.
     """
@@ -36,17 +37,18 @@ def aligned_position(written: tuple[str, ...], draft: tuple[str, ...]) -> int:
         row = [previous[0] + 1.0] + [inf] * len(draft)
         for j in range(1, len(draft) + 1):
             row[j] = min(previous[j] + 1.0, row[j - 1] + 1.0, previous[j - 1] + _unlike(word, draft[j - 1]))
-            if j >= 2:
-                row[j] = min(row[j], previous[j - 2] + _unlike(word, draft[j - 2] + draft[j - 1]))
+            pair = draft[j - 2 : j]
+            if j >= 2 and (None not in pair or pair == (None, None)):
+                row[j] = min(row[j], previous[j - 2] + (0.0 if pair == (None, None) else _unlike(word, pair[0] + pair[1])))
         previous = row
     best = min(previous)
     return max(j for j, distance in enumerate(previous) if distance <= best + 1e-9)
 
 
 @lru_cache(maxsize=65536)
-def _unlike(word: str, target: str) -> float:
-    """0 for the same word, up to 1 for words with nothing in common (1 − difflib's similarity ratio)."""
-    return 0.0 if word == target else 1.0 - SequenceMatcher(None, word, target).ratio()
+def _unlike(word: str, target: str | None) -> float:
+    """0 for the same word (or an open one), up to 1 for words with nothing in common (1 − difflib's similarity ratio)."""
+    return 0.0 if target is None or word == target else 1.0 - SequenceMatcher(None, word, target).ratio()
 
 
 def _is_punctuation(piece: str) -> bool:
@@ -57,13 +59,15 @@ def _is_punctuation(piece: str) -> bool:
 class FollowDraft(LogitsProcessor):
     """Adds ``bonus`` (nats) to the tokens among the LLM's ``top_k`` that continue the row's draft.
 
+    A draft word None is an open slot (a listed term was heard there): the LLM writes it unaided.
+
     Tokens spelling the draft's next word are added to the candidates even when the LLM ranks them
     lower, so a draft word can win that the LLM alone would never pick. ``num_beams`` rows share a
     draft. Put it after the hotword boost, so a boosted hotword and the draft compete on equal terms.
     """
 
     def __init__(
-        self, drafts: list[list[str]], tokenizer, alphabet: str, eos_id: int, bonus: float = 30.0, top_k: int = 8, num_beams: int = 1,
+        self, drafts: list[list[str | None]], tokenizer, alphabet: str, eos_id: int, bonus: float = 30.0, top_k: int = 8, num_beams: int = 1,
         hotwords: HotwordBoost | None = None,
     ):
         if bonus < 0:
@@ -71,9 +75,10 @@ class FollowDraft(LogitsProcessor):
         self.drafts, self.tokenizer, self.alphabet = drafts, tokenizer, alphabet
         self.eos_id, self.bonus, self.top_k, self.num_beams = eos_id, bonus, top_k, num_beams
         self._pieces: dict[int, str] = {}
-        # The user's listed terms are words the lexicon spells worst (rare names): a token the hotword boost
-        # rewards at this step (one that starts a term or goes on with one) gets the draft's bonus too, so
-        # the term and the draft's word compete on the LLM's and the boost's scores alone.
+        # Once the LLM has begun a listed term, the tokens that go on with it get the draft's bonus too, so a
+        # term is never left half written. Starting one is the draft's business (the lexicon search favours
+        # the chunk's terms): given the bonus as well, term starts won wherever the LLM leaned to them, and
+        # U-WER on dev-names 0-99 went from 4.5% to 10.5% (bench/biasing.py, true + 100).
         self.hotwords = hotwords
         
     def _is_break(self, char: str) -> bool:
@@ -116,23 +121,28 @@ class FollowDraft(LogitsProcessor):
             complete = words[:-1] if partial else words
             remaining = list(draft[aligned_position(tuple(complete), draft) :])
             breaks_only = False
+            if remaining and remaining[0] is None:  # an open slot: a listed term was heard here, the LLM writes it
+                continue
             if partial and not (remaining and remaining[0].startswith(partial)):
                 # The word being written is off the draft (a substitution): only a word break may follow it,
                 # and the draft resumes after the word it stands for.
                 remaining = list(draft[aligned_position((*complete, partial), draft) :])
                 partial, breaks_only = "", True
+                if remaining and remaining[0] is None:
+                    continue
             candidates = set(top[row])
             if remaining:
                 candidates |= self._next_tokens(remaining[0], partial)
-                if partial == remaining[0] and len(remaining) > 1:  # the word may be done: the next one may start
+                if partial == remaining[0] and len(remaining) > 1 and remaining[1] is not None:  # the word may be done
                     candidates |= self._next_tokens(remaining[1], "")
             if not remaining or remaining == [partial]:
                 candidates.add(self.eos_id)
             after_punctuation = bool(text) and _is_punctuation(text[-1])
-            if self.hotwords is not None and self.hotwords.last_boost is not None:
-                listed = (self.hotwords.last_boost[row] > 0).nonzero().flatten().tolist()
-                scores[row, listed] += self.bonus
-                candidates -= set(listed)
+            boost = self.hotwords.last_boost[row] if self.hotwords is not None and self.hotwords.last_boost is not None else None
+            if boost is not None and bool((boost < 0).any()):  # inside a term: HotwordBoost takes back what leaving it earned
+                going_on = (boost > 0).nonzero().flatten().tolist()
+                scores[row, going_on] += self.bonus
+                candidates -= set(going_on)
             for token in candidates:
                 if breaks_only and token != self.eos_id and not self._is_break(self._piece(token)[:1] or "a"):
                     continue
@@ -140,7 +150,7 @@ class FollowDraft(LogitsProcessor):
                     scores[row, token] += self.bonus
         return scores
 
-    def _continues(self, token: int, partial: str, remaining: list[str], after_punctuation: bool = False) -> bool:
+    def _continues(self, token: int, partial: str, remaining: list[str | None], after_punctuation: bool = False) -> bool:
         """Whether writing ``token`` after the partial word ``partial`` stays on the ``remaining`` draft words.
 
         Punctuation keeps to the draft where a word ends, once between two words (so a run of it cannot
@@ -160,4 +170,4 @@ class FollowDraft(LogitsProcessor):
         if closes:
             return True
         index = len(finished)
-        return index < len(remaining) and remaining[index].startswith(spelled[-1])
+        return index < len(remaining) and remaining[index] is not None and remaining[index].startswith(spelled[-1])

@@ -42,6 +42,20 @@ def spot(hotwords: tuple[str, ...], log_probs: np.ndarray, encode: Callable[[str
     return keyword_scores(log_probs, spelled(hotwords, encode))
 
 
+def heard_spans(
+    hotwords: tuple[str, ...], log_probs: np.ndarray, encode: Callable[[str], list[int]], min_score: float
+) -> list[tuple[int, int]]:
+    """The frames [first, last] of each term whose keyword score in ``log_probs`` (T, V) is at least ``min_score``."""
+    if not hotwords:
+        return []
+    from engine.kws import keyword_spans
+
+    terms = spelled(tuple(hotwords), encode)
+    scores = spot(tuple(hotwords), log_probs, encode)
+    spans = keyword_spans(log_probs, terms)
+    return [(int(a), int(b)) for (a, b), score in zip(spans, scores, strict=True) if score >= min_score]
+
+
 def retrieve(
     hotwords: tuple[str, ...],
     log_probs: np.ndarray,

@@ -141,12 +141,18 @@ class LexiconOptions:
     lm_weight: float = 1.0
     word_score: float = 1.0  # added per word: offsets the LM's cost of each extra word
     hotword_probability: float = 1e-3  # the unigram floor of the user's hotword words (a common word's)
+    hotword_bonus: float = 5.0  # nats added to the LM score of a word of the chunk's own hotwords (shallow-fusion biasing)
+    # A draft word read where one of the chunk's hotwords scores at least this in keyword spotting (engine/kws.py)
+    # is left open for the LLM; -1.5 is hotword retrieval's threshold (engine.hotwords.retrieve).
+    open_score: float = -1.5
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
             raise ValueError(f"the lexicon beam size must be ≥ 1, got {self.beam_size}")
         if self.lm_weight < 0:
             raise ValueError(f"the lexicon LM weight must be ≥ 0, got {self.lm_weight}")
+        if self.hotword_bonus < 0:
+            raise ValueError(f"hotword_bonus must be ≥ 0, got {self.hotword_bonus}")
         if not 0.0 < self.hotword_probability < 1.0:
             raise ValueError(f"hotword_probability must be between 0 and 1, got {self.hotword_probability}")
 
@@ -205,15 +211,36 @@ class LexiconSearch:
         )
         self._decoder = LexiconDecoder(decoder_options, trie, self._callback, space, blank, -1, [], False)
 
-    def decode(self, log_probs: np.ndarray) -> list[str]:
-        """The best word sequence for one chunk's (T, 1 + len(alphabet)) log-probabilities."""
+    def decode(self, log_probs: np.ndarray, hotwords: Sequence[str] = ()) -> list[str]:
+        """The best word sequence for one chunk's (T, 1 + len(alphabet)) log-probabilities; the words of
+        ``hotwords`` (the terms retrieved for this chunk, a subset of the search's list) gain ``hotword_bonus``."""
+        return [word for word, _, _ in self.decode_with_spans(log_probs, hotwords)]
+
+    def decode_with_spans(self, log_probs: np.ndarray, hotwords: Sequence[str] = ()) -> list[tuple[str, int, int]]:
+        """``decode``'s words, each with the frames [first, last] its letters were read from."""
         if log_probs.ndim != 2 or log_probs.shape[1] != 1 + len(self.alphabet):
             raise ValueError(f"expected log-probabilities (T, {1 + len(self.alphabet)}), got {log_probs.shape}")
         if log_probs.shape[0] == 0:
             return []
         emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
+        self._callback.boosted = {w for term in hotwords for w in words_of(term, self.alphabet)}
+        self._callback.bonus = self.options.hotword_bonus
         results = self._decoder.decode(emissions.ctypes.data, emissions.shape[0], emissions.shape[1])
-        return [self.vocabulary[i] for i in results[0].words if i >= 0] if results else []
+        if not results:
+            return []
+        # The decoder's path has one entry per frame plus one before and one after; a word is emitted at the
+        # word break that ends it, and its letters are the labels since the previous word.
+        tokens, emitted = list(results[0].tokens), list(results[0].words)
+        space = 1 + self.alphabet.index(" ")
+        words, first = [], None
+        for index, (token, word) in enumerate(zip(tokens, emitted, strict=True)):
+            if token not in (0, space) and first is None:
+                first = index
+            if word >= 0:
+                frame = max(0, (first if first is not None else index) - 1)
+                words.append((self.vocabulary[word], frame, max(frame, index - 1)))
+                first = None
+        return words
 
 
 def _flashlight_lm(lm: WordLM, vocabulary: list[str]):
@@ -229,6 +256,8 @@ def _flashlight_lm(lm: WordLM, vocabulary: list[str]):
             super().__init__()
             self._start = LMState()
             self._word_of = {self._start: SENTENCE_START}
+            self.boosted: set[str] = set()  # this chunk's hotword words, and their bonus (nats)
+            self.bonus = 0.0
 
         def start(self, start_with_nothing: bool):
             self._start = LMState()
@@ -239,7 +268,7 @@ def _flashlight_lm(lm: WordLM, vocabulary: list[str]):
             word = vocabulary[index]
             out = self._start.child(index)
             self._word_of[out] = word
-            return out, lm.log_prob(word, self._word_of[state])
+            return out, lm.log_prob(word, self._word_of[state]) + (self.bonus if word in self.boosted else 0.0)
 
         def finish(self, state):
             out = self._start.child(-1)

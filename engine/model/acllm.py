@@ -14,6 +14,7 @@ from engine.biasing import ContextMix, HotwordBoost, TokenTrie
 from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer, log_normalisers
 from engine.decoding import DecodingOptions
 from engine.draft import FollowDraft
+from engine.hotwords import heard_spans
 from engine.lexicon import LexiconOptions, LexiconSearch, WordLM
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
@@ -442,15 +443,21 @@ class AcLLM(nn.Module):
         step = _chosen_log_probs(sequences, [s[:kept_rows] for s in (out.logits if raw_confidence else out.scores)])  # (B, new)
         return [self._hypothesis(ids, step_log_probs=row) for ids, row in zip(sequences.tolist(), step.tolist(), strict=True)]
 
-    def _lexicon_drafts(self, frames: torch.Tensor, frame_lengths: torch.Tensor, contexts: list[PromptContext], options: DecodingOptions) -> list[list[str]] | None:
-        """Each chunk's lexicon draft (engine/lexicon.py) from the character CTC, or None without a word LM or with the draft off."""
+    def _lexicon_drafts(
+        self, frames: torch.Tensor, frame_lengths: torch.Tensor, contexts: list[PromptContext], options: DecodingOptions
+    ) -> list[list[str | None]] | None:
+        """Each chunk's lexicon draft (engine/lexicon.py) from the character CTC, or None without a word LM or
+        with the draft off. A draft word read from frames where one of the chunk's hotwords is heard is None:
+        an open slot the LLM fills on its own, so it can write the term the lexicon cannot spell."""
         if not options.draft_bonus or self.word_lm is None:
             return None
         log_probs = self.ctc_log_probs(frames, frame_lengths)
         drafts = []
         for context, chunk in zip(contexts, log_probs, strict=True):
             terms = options.draft_terms if options.draft_terms is not None else tuple(context.hotwords)
-            drafts.append(self.lexicon_search(terms, options.lexicon).decode(chunk))
+            words = self.lexicon_search(terms, options.lexicon).decode_with_spans(chunk, context.hotwords)
+            heard = heard_spans(context.hotwords, chunk, self.ctc.encode, options.lexicon.open_score)
+            drafts.append([None if any(a <= last and first <= b for a, b in heard) else w for w, first, last in words])
         return drafts
 
     def lexicon_search(self, hotwords: tuple[str, ...], options: LexiconOptions) -> LexiconSearch:

@@ -197,38 +197,77 @@ def test_bad_draft_settings_are_refused_with_what_to_change():
         LexiconOptions(beam_size=0)
 
 
-def test_a_listed_term_competes_with_the_draft_on_the_llms_scores():
+
+
+def test_a_listed_term_the_llm_has_begun_is_finished_and_the_draft_resumes_after_it():
     from transformers import AutoTokenizer
 
     from engine.biasing import HotwordBoost, TokenTrie
 
     tokenizer = AutoTokenizer.from_pretrained(SHIPPED_TOKENIZER)
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    draft = ["thank", "you", "will", "gang"]
-    term = tokenizer.encode(" Wolfgang", add_special_tokens=False)
-
-    sentence = tokenizer.encode("Thank you Wolfgang", add_special_tokens=False) + [eos]
-
-    def llm(ids: list[int]) -> torch.Tensor:
-        """A stand-in LLM that believes "Thank you Wolfgang": 5 nats on its next token, nothing else."""
-        scores = torch.zeros(1, len(tokenizer))
-        if ids == sentence[: len(ids)]:
-            scores[0, sentence[len(ids)]] = 5.0
-        return scores
+    draft = ["thank", "you", "our", "again", "let's", "go"]
+    term = tokenizer.encode(" Hourigan", add_special_tokens=False)
+    assert len(term) > 1
 
     def decode(with_list: bool) -> str:
-        boost = HotwordBoost([TokenTrie.for_hotwords(tokenizer, ["Wolfgang"] if with_list else [])], bonus=3.0)
+        boost = HotwordBoost([TokenTrie.for_hotwords(tokenizer, ["Hourigan"] if with_list else [])], bonus=3.0)
         follow = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=30.0, hotwords=boost)
-        ids: list[int] = []
+        ids: list[int] = tokenizer.encode("Thank you", add_special_tokens=False) + term[:1]  # the LLM began the term
         for _ in range(20):
             input_ids = torch.tensor([ids], dtype=torch.long)
-            chosen = int(follow(input_ids, boost(input_ids, llm(ids))).argmax())
+            chosen = int(follow(input_ids, boost(input_ids, torch.zeros(1, len(tokenizer)))).argmax())
             if chosen == eos:
                 break
             ids.append(chosen)
         return tokenizer.decode(ids)
 
-    # Without the list the draft outvotes the LLM; with it, the term wins where the LLM leans to it, and
-    # the draft's "will gang", which the term stands for, is not written after it.
-    assert words_of(decode(with_list=False), ALPHABET) == draft
-    assert words_of(decode(with_list=True), ALPHABET) == ["thank", "you", "wolfgang"]
+    # With the list the term is finished, and "our again", which it stands for, is not written after it.
+    assert words_of(decode(with_list=True), ALPHABET) == ["thank", "you", "hourigan", "let's", "go"]
+    # Without it the draft takes over again after the stray first token.
+    assert words_of(decode(with_list=False), ALPHABET)[-2:] == ["let's", "go"]
+
+
+def test_the_chunks_own_hotwords_win_a_close_call_in_the_lexicon_search():
+    lm = small_lm()
+    # "the ?at": the audio says h (by 7.8 nats over c, more than the LM's 5.0 for "the cat"), but "Cat
+    # Stevens" is this chunk's term.
+    spelled = emissions(list("the ") + [{"c": 0.02, "h": 0.98}] + list("at"))
+    plain = LexiconSearch(lm, ALPHABET, LexiconOptions(hotword_bonus=0.0), hotwords=["Cat Stevens", "Hat Trick"])
+    assert plain.decode(spelled, hotwords=["Cat Stevens"]) == ["the", "hat"]
+    boosted = LexiconSearch(lm, ALPHABET, LexiconOptions(hotword_bonus=5.0), hotwords=["Cat Stevens", "Hat Trick"])
+    assert boosted.decode(spelled, hotwords=["Cat Stevens"]) == ["the", "cat"]
+    assert boosted.decode(spelled, hotwords=["Hat Trick"]) == ["the", "hat"]
+
+
+def test_words_come_with_the_frames_they_were_read_from():
+    spelled = emissions(list("the cat"))  # 3 frames a character: 2 of it, 1 blank
+    words = LexiconSearch(small_lm(), ALPHABET).decode_with_spans(spelled)
+    assert [w for w, _, _ in words] == ["the", "cat"]
+    (_, the_first, the_last), (_, cat_first, cat_last) = words
+    assert the_first == 0 and 6 <= the_last <= 11  # "t h e" are frames 0-7, the space 9-10
+    assert cat_first == 12 and cat_last >= 19  # "c a t" are frames 12-19
+
+
+def test_an_open_slot_is_left_to_the_llm_and_the_draft_resumes_after_it():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(SHIPPED_TOKENIZER)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    sentence = tokenizer.encode("Thank you Hourigan, let's go", add_special_tokens=False) + [eos]
+
+    def decode(draft: list[str | None]) -> str:
+        follow = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=30.0)
+        ids: list[int] = []
+        for _ in range(20):
+            scores = torch.zeros(1, len(tokenizer))
+            if ids == sentence[: len(ids)]:  # a stand-in LLM that believes the sentence, by 2 nats a token
+                scores[0, sentence[len(ids)]] = 2.0
+            chosen = int(follow(torch.tensor([ids], dtype=torch.long), scores).argmax())
+            if chosen == eos:
+                break
+            ids.append(chosen)
+        return tokenizer.decode(ids)
+
+    assert words_of(decode(["thank", "you", "our", "again", "let's", "go"]), ALPHABET) == ["thank", "you", "our", "again", "let's", "go"]
+    assert words_of(decode(["thank", "you", None, None, "let's", "go"]), ALPHABET) == ["thank", "you", "hourigan", "let's", "go"]
