@@ -75,11 +75,21 @@ class DecodingOptions:
     # Lexicon drafts (engine/lexicon.py, engine/draft.py): the character CTC's lexicon beam search under the model's
     # word LM gives each chunk a draft, and every LLM token that keeps to the draft's words gains this bonus (nats);
     # 0 = off. With a draft the token-CTC fusion above is not used. Needs a model with a word LM (word_lm.json.gz).
+    # 30 measured on dev-tts 40-199 / dev-noisy 40-248 (shipped weights, /root/ks-scratch/draft15.py; the report's
+    # first 40 utterances not read): WER at bonus 12 / 20 / 30 / 50 was 31.9 / 26.7 / 26.2 / 26.3% and
+    # 60.8 / 52.8 / 52.3 / 52.2%, against 44.5% and 63.2% with the token-CTC fusion alone. The LLM holds its own
+    # words firmly: below 20 it overrides the draft where the draft is right.
     draft_bonus: float = 30.0
     lexicon: LexiconOptions = field(default_factory=LexiconOptions)
     # The terms whose words join the drafts' vocabulary: the user's whole hotword list, set once per job
     # (engine.transcribe.chunk_prompts), so one lexicon serves every chunk; None = each chunk's own hotwords.
     draft_terms: tuple[str, ...] | None = None
+    # Whether a chunk with hotwords in its prompt is drafted too, its words left open where a term is heard. Off:
+    # such chunks decode as without a word LM (token-CTC fusion), because names the character CTC spells as heard
+    # are what the draft cannot hold. On dev-names 0-99, true terms + 100 distractors (bench/biasing.py, shipped
+    # weights), on gave WER / U-WER / B-WER / recall 7.0 / 4.9 / 18.1 / 78.6%; off keeps the hotword recall of
+    # the decoding without drafts (about 90%, README "Hotwords") at its WER (11%).
+    draft_with_hotwords: bool = False
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -113,6 +123,7 @@ class DecodingOptions:
         return replace(
             self, hotword_boost=other.hotword_boost, context_weight=other.context_weight, ctc_weight=other.ctc_weight, ctc_top_k=other.ctc_top_k,
             draft_bonus=other.draft_bonus, lexicon=other.lexicon, draft_terms=other.draft_terms,
+            draft_with_hotwords=other.draft_with_hotwords,
         )
 
     def boost_for(self, n_terms: int) -> float:

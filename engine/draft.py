@@ -53,7 +53,7 @@ def _unlike(word: str, target: str | None) -> float:
 
 def _is_punctuation(piece: str) -> bool:
     """Whether a token is only spaces and punctuation (not control characters, symbols or stray bytes)."""
-    return bool(piece.strip()) and all(ch.isspace() or unicodedata.category(ch).startswith("P") for ch in piece)
+    return bool(piece) and all(ch.isspace() or unicodedata.category(ch).startswith("P") for ch in piece)
 
 
 class FollowDraft(LogitsProcessor):
@@ -119,6 +119,7 @@ class FollowDraft(LogitsProcessor):
             # A token never ends with the space that closes its word, so the last word may go on.
             partial = words[-1] if words and not self._is_break(text[-1]) else ""
             complete = words[:-1] if partial else words
+            in_word = bool(partial)
             remaining = list(draft[aligned_position(tuple(complete), draft) :])
             breaks_only = False
             if remaining and remaining[0] is None:  # an open slot: a listed term was heard here, the LLM writes it
@@ -139,7 +140,7 @@ class FollowDraft(LogitsProcessor):
                 candidates.add(self.eos_id)
             after_punctuation = bool(text) and _is_punctuation(text[-1])
             boost = self.hotwords.last_boost[row] if self.hotwords is not None and self.hotwords.last_boost is not None else None
-            if boost is not None and bool((boost < 0).any()):  # inside a term: HotwordBoost takes back what leaving it earned
+            if boost is not None and in_word and bool((boost < 0).any()):  # inside a term's word (HotwordBoost takes back what leaving it earned)
                 going_on = (boost > 0).nonzero().flatten().tolist()
                 scores[row, going_on] += self.bonus
                 candidates -= set(going_on)

@@ -388,12 +388,37 @@ class AcLLM(nn.Module):
         """
         if len(contexts) != frames.shape[0]:
             raise ValueError(f"got {len(contexts)} prompt contexts for {frames.shape[0]} audio chunks")
+        drafts = self._lexicon_drafts(frames, frame_lengths, contexts, options)
+        drafted = [i for i, draft in enumerate(drafts or []) if draft is not None]
+        if not drafted or len(drafted) == len(contexts):
+            return self._generate(frames, frame_lengths, contexts, options, should_stop, drafts if drafted else None)
+        # Chunks with hotwords in play are decoded without a draft (DecodingOptions.draft_with_hotwords): two passes,
+        # put back in order.
+        by_chunk: dict[int, list[Hypothesis]] = {}
+        free = [i for i in range(len(contexts)) if drafts[i] is None]
+        for rows, row_drafts in ((drafted, [drafts[i] for i in drafted]), (free, None)):
+            index = torch.tensor(rows, device=frames.device)
+            hyps = self._generate(frames[index], frame_lengths[index.to(frame_lengths.device)], [contexts[i] for i in rows], options, should_stop, row_drafts)
+            for k, i in enumerate(rows):
+                by_chunk[i] = hyps[k * options.n_best : (k + 1) * options.n_best]
+        return [hyp for i in range(len(contexts)) for hyp in by_chunk[i]]
+
+    def _generate(
+        self,
+        frames: torch.Tensor,
+        frame_lengths: torch.Tensor,
+        contexts: list[PromptContext],
+        options: DecodingOptions,
+        should_stop: Callable[[], bool] | None,
+        drafts: list[list[str | None]] | None,
+    ) -> list[Hypothesis]:
+        """generate_from_frames for chunks that all have a lexicon draft, or (``drafts`` None) none."""
         frames, frame_lengths = frames.to(self.device, self.adapter.proj[0].weight.dtype), frame_lengths.to(self.device)
         embeds, embed_lengths = self.adapter(frames, frame_lengths)
         audio = AudioEncoding(frames, frame_lengths, embeds, embed_lengths)
         prompts = [self.prompt.render(c) for c in contexts]
         duration_s = float(frame_lengths.max()) * ENCODER_FRAME_S
-        if self._can_draft(options, contexts):
+        if drafts is None and self._can_draft(options, contexts):
             inputs = self.prompt.assemble(prompts, embed_lengths.tolist())
             return self._verify_drafts(inputs, audio, contexts, options, duration_s, should_stop)
         n_inputs = len(contexts)
@@ -410,7 +435,6 @@ class AcLLM(nn.Module):
         inputs = self.prompt.assemble(prompts, audio.embed_lengths.tolist(), shared=shared)
         boost = self._hotword_boost(contexts, options)
         processors.extend(boost or [])
-        drafts = self._lexicon_drafts(frames, frame_lengths, contexts[:n_inputs], options)
         if drafts is not None:  # after the boost: a boosted hotword and the draft compete on equal terms
             drafts = drafts + drafts if len(contexts) > n_inputs else drafts
             processors.append(
@@ -445,15 +469,19 @@ class AcLLM(nn.Module):
 
     def _lexicon_drafts(
         self, frames: torch.Tensor, frame_lengths: torch.Tensor, contexts: list[PromptContext], options: DecodingOptions
-    ) -> list[list[str | None]] | None:
+    ) -> list[list[str | None] | None] | None:
         """Each chunk's lexicon draft (engine/lexicon.py) from the character CTC, or None without a word LM or
-        with the draft off. A draft word read from frames where one of the chunk's hotwords is heard is None:
-        an open slot the LLM fills on its own, so it can write the term the lexicon cannot spell."""
+        with the draft off. A chunk with hotwords gets None (no draft) unless ``options.draft_with_hotwords``;
+        then a draft word read from frames where one of its hotwords is heard is None: an open slot the LLM
+        fills on its own, so it can write the term the lexicon cannot spell."""
         if not options.draft_bonus or self.word_lm is None:
             return None
         log_probs = self.ctc_log_probs(frames, frame_lengths)
-        drafts = []
+        drafts: list[list[str | None] | None] = []
         for context, chunk in zip(contexts, log_probs, strict=True):
+            if context.hotwords and not options.draft_with_hotwords:
+                drafts.append(None)
+                continue
             terms = options.draft_terms if options.draft_terms is not None else tuple(context.hotwords)
             words = self.lexicon_search(terms, options.lexicon).decode_with_spans(chunk, context.hotwords)
             heard = heard_spans(context.hotwords, chunk, self.ctc.encode, options.lexicon.open_score)

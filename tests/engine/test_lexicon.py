@@ -153,6 +153,8 @@ def test_after_a_word_off_the_draft_the_draft_resumes():
 
 
 def test_the_model_writes_its_draft_and_reports_the_llms_own_confidence(runtime_cpu, monkeypatch, tmp_path):
+    import dataclasses  # noqa: I001
+
     from engine.decoding import DecodingOptions
     from engine.model.checkpoint import build_model, load_checkpoint, save_checkpoint
     from engine.model.tiny import tiny_config
@@ -183,6 +185,13 @@ def test_the_model_writes_its_draft_and_reports_the_llms_own_confidence(runtime_
     # Without the draft the same model writes something else.
     plain = model.generate_from_frames(frames, lengths, [PromptContext(), PromptContext()], DecodingOptions(draft_bonus=0.0, min_new_tokens_cap=48))
     assert [words_of(h.text, alphabet) for h in plain] != [["press", "one"], ["press", "two", "to", "stay"]]
+    # A chunk with hotwords is decoded without its draft (the other keeps its own), unless asked for.
+    listed = [PromptContext(), PromptContext(hotwords=("Zanzibar",))]
+    mixed = model.generate_from_frames(frames, lengths, listed, options)
+    assert words_of(mixed[0].text, alphabet) == ["press", "one"]
+    assert mixed[1].text == plain[1].text or words_of(mixed[1].text, alphabet) != ["press", "two", "to", "stay"]
+    drafts = model._lexicon_drafts(frames, lengths, listed, dataclasses.replace(options, draft_with_hotwords=True))
+    assert drafts == [["press", "one"], ["press", "two", "to", "stay"]]  # "zanzibar" is heard nowhere: nothing left open
     # The word LM travels with the checkpoint.
     loaded = load_checkpoint(save_checkpoint(model, tmp_path / "ckpt"), runtime_cpu)
     assert loaded.word_lm is not None and loaded.word_lm.bigrams == model.word_lm.bigrams

@@ -1,9 +1,10 @@
 """The shipped weights on the bundled sample: a floor under the quick start's output.
 
 The sample (resources/samples/interview.flac, two TTS voices, 24 s) has its reference next to
-it. The bound is loose (the shipped model's WER there was 41% when it was set, 35% now) and catches a
-decoding or loading change that breaks transcription, not small accuracy shifts; those are
-measured by bench/asr_wer.py and bench/ablation.py.
+it. The bound is loose (the shipped model's WER there was 41% when the test was written, 35% before
+the lexicon drafts and 14.5% with them, session 15) and catches a decoding or loading change that
+breaks transcription, the drafts included, not small accuracy shifts; those are measured by
+bench/asr_wer.py and bench/ablation.py.
 """
 
 from __future__ import annotations
@@ -26,5 +27,5 @@ def test_the_shipped_model_transcribes_the_sample():
     model = load_model(None, "cpu", "fp32")
     transcript = Transcriber(model).transcribe(SAMPLES / "interview.flac")
     reference = (SAMPLES / "interview.txt").read_text(encoding="utf-8")
-    assert error_rates([reference], [transcript.text]).wer < 0.6, transcript.text
+    assert error_rates([reference], [transcript.text]).wer < 0.3, transcript.text
     assert "three years" in transcript.text.lower()
