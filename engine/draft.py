@@ -1,8 +1,9 @@
 """Draft following: the LLM writes the transcript, rewarded for keeping to the lexicon draft's words.
 
 The lexicon search (engine/lexicon.py) gives each chunk a draft: lower-case words, no punctuation,
-usually the right words. The LLM gives case, punctuation, numbers as people write them and the
-user's hotwords, but on its own drifts from the audio. ``FollowDraft`` adds a bonus to every
+usually the right words. The LLM gives case, punctuation and numbers as people write them, but on
+its own drifts from the audio (a chunk with hotwords is decoded without a draft unless
+DecodingOptions.draft_with_hotwords, since the LLM is what writes a listed name). ``FollowDraft`` adds a bonus to every
 candidate token whose text keeps the transcript on the draft's words, and to the end token once the
 draft is used up. Punctuation and case are free, so "please enter your password" can come out as
 "Please enter your password." When the LLM leaves the draft (a hotword, a word the lexicon lacks),

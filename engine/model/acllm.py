@@ -24,7 +24,7 @@ from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContex
 from engine.speculative import greedy_with_draft
 
 ENCODER_FRAME_S = ENCODER_STRIDE * HOP_SAMPLES / SAMPLE_RATE  # 20 ms per encoder frame
-LEXICON_SEARCHES_KEPT = 4  # lexicon tries kept per model, one per hotword list (a job with a filtered list needs several)
+LEXICON_SEARCHES_KEPT = 4  # lexicon tries kept per model, one per hotword list (a job needs one; a bench switches lists)
 
 
 @dataclass(frozen=True)
@@ -435,7 +435,7 @@ class AcLLM(nn.Module):
         inputs = self.prompt.assemble(prompts, audio.embed_lengths.tolist(), shared=shared)
         boost = self._hotword_boost(contexts, options)
         processors.extend(boost or [])
-        if drafts is not None:  # after the boost: a boosted hotword and the draft compete on equal terms
+        if drafts is not None:  # after the boost: it reads which tokens go on with a listed term
             drafts = drafts + drafts if len(contexts) > n_inputs else drafts
             processors.append(
                 FollowDraft(
