@@ -84,11 +84,13 @@ class DecodingOptions:
     # The terms whose words join the drafts' vocabulary: the user's whole hotword list, set once per job
     # (engine.transcribe.chunk_prompts), so one lexicon serves every chunk; None = each chunk's own hotwords.
     draft_terms: tuple[str, ...] | None = None
-    # Whether a chunk with hotwords in its prompt is drafted too, its words left open where a term is heard. Off:
-    # such chunks decode as without a word LM (token-CTC fusion), because names the character CTC spells as heard
-    # are what the draft cannot hold. On dev-names 0-99, true terms + 100 distractors (bench/biasing.py, shipped
-    # weights), on gave WER / U-WER / B-WER / recall 7.0 / 4.9 / 18.1 / 78.6%; off keeps the hotword recall of
-    # the decoding without drafts (about 90%, README "Hotwords") at its WER (11%).
+    # Whether chunks are drafted when the user gave hotwords, the draft's words left open where a term is heard.
+    # Off: with a hotword list every chunk decodes as without a word LM (token-CTC fusion), because the names the
+    # character CTC spells as heard are what a draft cannot hold. On dev-names 0-99, true terms + 100 distractors
+    # (bench/biasing.py, shipped weights), WER / U-WER / B-WER / recall were 7.0 / 4.9 / 18.1 / 78.6% with it on,
+    # and 10.5 / 9.8 / 14.6 / 82.1% when only chunks with retrieved terms went undrafted: chunks whose share of a
+    # long list was empty lost the names the correction used to put in. Session 14's decoding, which this keeps
+    # for list users, reached 90.1% on dev-names 100-299 (README, Hotwords).
     draft_with_hotwords: bool = False
 
     def __post_init__(self) -> None:

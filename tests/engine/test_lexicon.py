@@ -190,6 +190,8 @@ def test_the_model_writes_its_draft_and_reports_the_llms_own_confidence(runtime_
     mixed = model.generate_from_frames(frames, lengths, listed, options)
     assert words_of(mixed[0].text, alphabet) == ["press", "one"]
     assert mixed[1].text == plain[1].text or words_of(mixed[1].text, alphabet) != ["press", "two", "to", "stay"]
+    # A chunk whose share of the job's list is empty is not drafted either: the correction puts names in there.
+    assert model._lexicon_drafts(frames, lengths, [PromptContext()] * 2, dataclasses.replace(options, draft_terms=("Zanzibar",))) == [None, None]
     drafts = model._lexicon_drafts(frames, lengths, listed, dataclasses.replace(options, draft_with_hotwords=True))
     assert drafts == [["press", "one"], ["press", "two", "to", "stay"]]  # "zanzibar" is heard nowhere: nothing left open
     # The word LM travels with the checkpoint.

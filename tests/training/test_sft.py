@@ -157,14 +157,16 @@ def test_every_stage_has_tiny_default_and_large_presets_and_the_large_ones_chain
     from training.recipes.mwer import MWERConfig
     from training.recipes.sft import SFTConfig
     from training.recipes.ssl import WHISPER_LARGE_V3, SSLConfig
+    from training.recipes.word_lm import WordLMConfig
 
     configs = Path(__file__).resolve().parents[2] / "training/configs"
-    kinds = {"ssl": SSLConfig, "sft": SFTConfig, "context-sft": ContextSFTConfig, "mwer": MWERConfig, "char-ctc": CharCTCConfig}
+    kinds = {"ssl": SSLConfig, "sft": SFTConfig, "context-sft": ContextSFTConfig, "mwer": MWERConfig, "char-ctc": CharCTCConfig, "word-lm": WordLMConfig}
     loaded = {(stage, preset): load_config(kind, configs / f"{stage}-{preset}.yaml") for stage, kind in kinds.items() for preset in ("tiny", "default", "large")}
     assert {path.stem for path in configs.glob("*.yaml")} == {f"{stage}-{preset}" for stage, preset in loaded}
-    ssl, sft, context, mwer, char_ctc = (loaded[stage, "large"] for stage in kinds)
+    ssl, sft, context, mwer, char_ctc, word_lm = (loaded[stage, "large"] for stage in kinds)
     assert ssl.encoder_config().source == "hub:openai/whisper-large-v3" and ssl.bf16
     assert replace(ssl, init="random").encoder_config().random_dims == WHISPER_LARGE_V3
     assert context.model_config().llm.source == "hub:Qwen/Qwen2.5-7B-Instruct" and context.bf16 and mwer.bf16
     assert context.init_from == f"{sft.out_dir}/best" and mwer.init_from == f"{context.out_dir}/best"  # each continues the last
     assert char_ctc.init_from == f"{mwer.out_dir}/best"
+    assert word_lm.init_from == f"{char_ctc.out_dir}/best"
