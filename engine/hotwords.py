@@ -48,12 +48,12 @@ def heard_spans(
     """The frames [first, last] of each term whose keyword score in ``log_probs`` (T, V) is at least ``min_score``."""
     if not hotwords:
         return []
-    from engine.kws import keyword_spans
+    from engine.kws import keyword_scores, keyword_spans
 
     terms = spelled(tuple(hotwords), encode)
-    scores = spot(tuple(hotwords), log_probs, encode)
-    spans = keyword_spans(log_probs, terms)
-    return [(int(a), int(b)) for (a, b), score in zip(spans, scores, strict=True) if score >= min_score]
+    heard = [term for term, score in zip(terms, keyword_scores(log_probs, terms), strict=True) if score >= min_score]
+    # Spans only for the terms heard, as engine/correction.py does: finding one costs two more passes over the frames.
+    return [(int(a), int(b)) for a, b in keyword_spans(log_probs, heard)] if heard else []
 
 
 def retrieve(

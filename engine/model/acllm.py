@@ -471,16 +471,19 @@ class AcLLM(nn.Module):
         self, frames: torch.Tensor, frame_lengths: torch.Tensor, contexts: list[PromptContext], options: DecodingOptions
     ) -> list[list[str | None] | None] | None:
         """Each chunk's lexicon draft (engine/lexicon.py) from the character CTC, or None without a word LM or
-        with the draft off. A chunk with hotwords, or of a job with a hotword list, gets None (no draft) unless
-        ``options.draft_with_hotwords``; then a draft word read from frames where one of its hotwords is heard is None: an open slot the LLM
-        fills on its own, so it can write the term the lexicon cannot spell."""
+        with the draft off. A chunk with hotwords, or of a job with a hotword list, gets None (no draft)
+        unless ``options.draft_with_hotwords``; then a draft word read from frames where one of its hotwords
+        is heard is None: an open slot the LLM fills on its own, so it can write the term the lexicon cannot spell."""
         if not options.draft_bonus or self.word_lm is None:
             return None
+        listed = bool(options.draft_terms)  # the job has a hotword list, though a chunk's share of it may be empty
+        wanted = [options.draft_with_hotwords or not (listed or context.hotwords) for context in contexts]
+        if not any(wanted):  # no chunk is drafted: the CTC posteriors are not needed
+            return [None] * len(contexts)
         log_probs = self.ctc_log_probs(frames, frame_lengths)
         drafts: list[list[str | None] | None] = []
-        listed = bool(options.draft_terms)  # the job has a hotword list, though a chunk's share of it may be empty
-        for context, chunk in zip(contexts, log_probs, strict=True):
-            if (listed or context.hotwords) and not options.draft_with_hotwords:
+        for context, chunk, drafted in zip(contexts, log_probs, wanted, strict=True):
+            if not drafted:
                 drafts.append(None)
                 continue
             terms = options.draft_terms if options.draft_terms is not None else tuple(context.hotwords)

@@ -51,17 +51,18 @@ def test_words_of_keeps_apostrophes_and_breaks_on_everything_else():
     assert words_of("Don’t — Call-Forward, O'Neil!", ALPHABET) == ["don't", "call", "forward", "o'neil"]
 
 
-def emissions(spelling: list[str | dict[str, float]], frames_per_symbol: int = 2) -> np.ndarray:
-    """CTC log-probabilities that spell ``spelling``: each entry a character (certain) or {char: probability}."""
+def emissions(spelling: list[str | dict[str, float]], frames_per_symbol: int = 2, alphabet: str = ALPHABET) -> np.ndarray:
+    """CTC log-probabilities that spell ``spelling``: each entry a character (certain) or {char: probability},
+    held for ``frames_per_symbol`` frames and followed by a blank frame."""
     rows = []
     for symbol in spelling:
-        probs = np.full(1 + len(ALPHABET), 1e-4)
+        probs = np.full(1 + len(alphabet), 1e-4)
         choices = {symbol: 1.0} if isinstance(symbol, str) else symbol
         for ch, p in choices.items():
-            probs[1 + ALPHABET.index(ch)] = p
+            probs[1 + alphabet.index(ch)] = p
         for _ in range(frames_per_symbol):
             rows.append(probs / probs.sum())
-        blank = np.full(1 + len(ALPHABET), 1e-4)
+        blank = np.full(1 + len(alphabet), 1e-4)
         blank[0] = 1.0
         rows.append(blank / blank.sum())
     return np.log(np.array(rows, dtype=np.float32))
@@ -163,18 +164,8 @@ def test_the_model_writes_its_draft_and_reports_the_llms_own_confidence(runtime_
     model = build_model(tiny_config(), runtime_cpu)
     model.word_lm = build_word_lm(["press one to leave", "press two to stay"], {}, model.ctc.alphabet, frequency_share=0.0)
     alphabet = model.ctc.alphabet
-
-    def spelled(text: str) -> np.ndarray:
-        rows = []
-        for ch in text:
-            row = np.full(1 + len(alphabet), -12.0, dtype=np.float32)
-            row[1 + alphabet.index(ch)] = 0.0
-            blank = np.full(1 + len(alphabet), -12.0, dtype=np.float32)
-            blank[0] = 0.0
-            rows += [row, blank]
-        return np.array(rows)
-
-    monkeypatch.setattr(model, "ctc_log_probs", lambda frames, lengths: [spelled("press one"), spelled("press two to stay")])
+    spoken = [emissions(list(text), frames_per_symbol=1, alphabet=alphabet) for text in ("press one", "press two to stay")]
+    monkeypatch.setattr(model, "ctc_log_probs", lambda frames, lengths: spoken)
     frames = torch.zeros(2, 100, model.encoder.dim)
     lengths = torch.tensor([100, 100])
     options = DecodingOptions(draft_bonus=1000.0, min_new_tokens_cap=48)
