@@ -23,12 +23,20 @@ from engine.biasing import HotwordBoost
 from engine.lexicon import words_of
 
 
+TIE_BREAK = 1e-3  # nats less for a token that keeps only to a word's other readings, not to its first
+Slot = str | tuple[str, ...] | None  # a draft word, or its alternatives (the lexicon's best first), or None: open
+
+
+def _choices(slot: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (slot,) if isinstance(slot, str) else slot
+
+
 @lru_cache(maxsize=8192)
-def aligned_position(written: tuple[str, ...], draft: tuple[str | None, ...]) -> int:
+def aligned_position(written: tuple[str, ...], draft: tuple[Slot, ...]) -> int:
     """How many draft words the written words cover: the end j of the draft prefix closest to them (the
     later j on a tie), by an edit distance over words in which a written word may stand for one draft word
     or for two ("wolfgang" for "will gang"), at a cost that falls with how alike their letters are. An open
-    draft word (None) is whatever the LLM wrote there.
+    draft word (None) is whatever the LLM wrote there; a word with alternatives is the closest of them.
 
     Memoised: while a word is being written, every step asks again about the same finished words.
     """
@@ -40,16 +48,19 @@ def aligned_position(written: tuple[str, ...], draft: tuple[str | None, ...]) ->
             row[j] = min(previous[j] + 1.0, row[j - 1] + 1.0, previous[j - 1] + _unlike(word, draft[j - 1]))
             pair = draft[j - 2 : j]
             if j >= 2 and (None not in pair or pair == (None, None)):
-                row[j] = min(row[j], previous[j - 2] + (0.0 if pair == (None, None) else _unlike(word, pair[0] + pair[1])))
+                row[j] = min(row[j], previous[j - 2] + (0.0 if pair == (None, None) else _unlike(word, _choices(pair[0])[0] + _choices(pair[1])[0])))
         previous = row
     best = min(previous)
     return max(j for j, distance in enumerate(previous) if distance <= best + 1e-9)
 
 
 @lru_cache(maxsize=65536)
-def _unlike(word: str, target: str | None) -> float:
-    """0 for the same word (or an open one), up to 1 for words with nothing in common (1 − difflib's similarity ratio)."""
-    return 0.0 if target is None or word == target else 1.0 - SequenceMatcher(None, word, target).ratio()
+def _unlike(word: str, target: Slot) -> float:
+    """0 for the same word (or an open one), up to 1 for words with nothing in common (1 − difflib's similarity
+    ratio); against alternatives, the least of them."""
+    if target is None:
+        return 0.0
+    return min(0.0 if word == choice else 1.0 - SequenceMatcher(None, word, choice).ratio() for choice in _choices(target))
 
 
 def _is_punctuation(piece: str) -> bool:
@@ -60,7 +71,9 @@ def _is_punctuation(piece: str) -> bool:
 class FollowDraft(LogitsProcessor):
     """Adds ``bonus`` (nats) to the tokens among the LLM's ``top_k`` that continue the row's draft.
 
-    A draft word None is an open slot (a listed term was heard there): the LLM writes it unaided.
+    A draft word None is an open slot (a listed term was heard there): the LLM writes it unaided. A draft
+    word may be a tuple of alternatives (LexiconSearch.decode_with_alternatives): each of them keeps to the
+    draft, and the LLM's own probabilities choose.
 
     Tokens spelling the draft's next word are added to the candidates even when the LLM ranks them
     lower, so a draft word can win that the LLM alone would never pick. ``num_beams`` rows share a
@@ -68,12 +81,13 @@ class FollowDraft(LogitsProcessor):
     """
 
     def __init__(
-        self, drafts: list[list[str | None]], tokenizer, alphabet: str, eos_id: int, bonus: float = 30.0, top_k: int = 8, num_beams: int = 1,
+        self, drafts: list[list[Slot]], tokenizer, alphabet: str, eos_id: int, bonus: float = 30.0, top_k: int = 8, num_beams: int = 1,
         hotwords: HotwordBoost | None = None,
     ):
         if bonus < 0:
             raise ValueError(f"the draft bonus must be ≥ 0, got {bonus}")
-        self.drafts, self.tokenizer, self.alphabet = drafts, tokenizer, alphabet
+        self.drafts = [tuple(None if slot is None else _choices(slot) for slot in draft) for draft in drafts]
+        self.tokenizer, self.alphabet = tokenizer, alphabet
         self.eos_id, self.bonus, self.top_k, self.num_beams = eos_id, bonus, top_k, num_beams
         self._pieces: dict[int, str] = {}
         # Once the LLM has begun a listed term, the tokens that go on with it get the draft's bonus too, so a
@@ -81,7 +95,7 @@ class FollowDraft(LogitsProcessor):
         # the chunk's terms): given the bonus as well, term starts won wherever the LLM leaned to them, and
         # U-WER on dev-names 0-99 went from 4.5% to 10.5% (bench/biasing.py, true + 100).
         self.hotwords = hotwords
-        self._starts: dict[tuple[str, str], set[int]] = {}  # _next_tokens' answers: the same words come up every step
+        self._starts: dict[tuple[str, str], set[int]] = {}  # _word_next_tokens' answers: the same words come up every step
 
     def _is_break(self, char: str) -> bool:
         """Whether a character ends a word: anything the CTC alphabet cannot spell (as words_of reads it)."""
@@ -93,7 +107,11 @@ class FollowDraft(LogitsProcessor):
             piece = self._pieces[token] = self.tokenizer.decode([token])
         return piece
 
-    def _next_tokens(self, word: str, partial: str) -> set[int]:
+    def _next_tokens(self, slot: tuple[str, ...], partial: str) -> set[int]:
+        """Token ids that begin the rest of a word of ``slot`` after ``partial``."""
+        return set().union(*(self._word_next_tokens(word, partial) for word in slot if word.startswith(partial)))
+
+    def _word_next_tokens(self, word: str, partial: str) -> set[int]:
         """Token ids that begin the rest of ``word`` after ``partial``, in the usual spellings (as written, capitalised)."""
         known = self._starts.get((word, partial))
         if known is not None:
@@ -128,7 +146,7 @@ class FollowDraft(LogitsProcessor):
             breaks_only = False
             if remaining and remaining[0] is None:  # an open slot: a listed term was heard here, the LLM writes it
                 continue
-            if partial and not (remaining and remaining[0].startswith(partial)):
+            if partial and not (remaining and any(word.startswith(partial) for word in remaining[0])):
                 # The word being written is off the draft (a substitution): only a word break may follow it,
                 # and the draft resumes after the word it stands for.
                 remaining = list(draft[aligned_position((*complete, partial), draft) :])
@@ -138,9 +156,9 @@ class FollowDraft(LogitsProcessor):
             candidates = set(top[row])
             if remaining:
                 candidates |= self._next_tokens(remaining[0], partial)
-                if partial == remaining[0] and len(remaining) > 1 and remaining[1] is not None:  # the word may be done
+                if partial in remaining[0] and len(remaining) > 1 and remaining[1] is not None:  # the word may be done
                     candidates |= self._next_tokens(remaining[1], "")
-            if not remaining or remaining == [partial]:
+            if _done(remaining, partial):
                 candidates.add(self.eos_id)
             after_punctuation = bool(text) and _is_punctuation(text[-1])
             boost = self.hotwords.last_boost[row] if self.hotwords is not None and self.hotwords.last_boost is not None else None
@@ -148,31 +166,39 @@ class FollowDraft(LogitsProcessor):
                 going_on = (boost > 0).nonzero().flatten().tolist()
                 scores[row, going_on] += self.bonus
                 candidates -= set(going_on)
+            firsts = [slot and slot[:1] for slot in remaining]  # the draft with each word's first reading alone
             for token in candidates:
                 if breaks_only and token != self.eos_id and not self._is_break(self._piece(token)[:1] or "a"):
                     continue
                 if self._continues(token, partial, remaining, after_punctuation):
                     scores[row, token] += self.bonus
+                    if firsts != remaining and not self._continues(token, partial, firsts, after_punctuation):
+                        scores[row, token] -= TIE_BREAK  # on a tie the lexicon's best reading wins
         return scores
 
-    def _continues(self, token: int, partial: str, remaining: list[str | None], after_punctuation: bool = False) -> bool:
+    def _continues(self, token: int, partial: str, remaining: list[tuple[str, ...] | None], after_punctuation: bool = False) -> bool:
         """Whether writing ``token`` after the partial word ``partial`` stays on the ``remaining`` draft words.
 
         Punctuation keeps to the draft where a word ends, once between two words (so a run of it cannot
         stand in for the draft's next word)."""
         if token == self.eos_id:
-            return not remaining or remaining == [partial]
+            return _done(remaining, partial)
         piece = self._piece(token)
         spelled = words_of(partial + piece, self.alphabet)  # the partial word and this token, with the breaks it brings
         if not spelled:
             if not _is_punctuation(piece) or after_punctuation:
                 return False
-            return not partial or (bool(remaining) and remaining[0] == partial)
+            return not partial or (bool(remaining) and remaining[0] is not None and partial in remaining[0])
         closes = self._is_break(piece[-1])
         finished = spelled if closes else spelled[:-1]
-        if finished != remaining[: len(finished)] or len(finished) > len(remaining):
+        if len(finished) > len(remaining) or any(slot is None or word not in slot for word, slot in zip(finished, remaining)):
             return False
         if closes:
             return True
         index = len(finished)
-        return index < len(remaining) and remaining[index] is not None and remaining[index].startswith(spelled[-1])
+        return index < len(remaining) and remaining[index] is not None and any(word.startswith(spelled[-1]) for word in remaining[index])
+
+
+def _done(remaining: list[tuple[str, ...] | None], partial: str) -> bool:
+    """Whether the draft is used up once the word being written (``partial``) ends."""
+    return not remaining or (len(remaining) == 1 and remaining[0] is not None and partial in remaining[0])

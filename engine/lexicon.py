@@ -24,6 +24,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,11 @@ class LexiconOptions:
     # A draft word read where one of the chunk's hotwords scores at least this in keyword spotting (engine/kws.py)
     # is left open for the LLM; -1.5 is hotword retrieval's threshold (engine.hotwords.retrieve).
     open_score: float = -1.5
+    # Alternatives: a draft word that another hypothesis of the beam, scoring within this many nats of the best,
+    # puts in its place (a one-for-one substitution) joins it as an alternative, and the LLM, which hears the
+    # audio and reads the context, picks between them (engine/draft.py). 0 = the best hypothesis alone.
+    alternative_gap: float = 4.0
+    alternatives_from: int = 16  # how many of the beam's distinct word sequences are read for alternatives
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -155,6 +161,8 @@ class LexiconOptions:
             raise ValueError(f"hotword_bonus must be ≥ 0, got {self.hotword_bonus}")
         if not 0.0 < self.hotword_probability < 1.0:
             raise ValueError(f"hotword_probability must be between 0 and 1, got {self.hotword_probability}")
+        if self.alternative_gap < 0 or self.alternatives_from < 1:
+            raise ValueError(f"alternative_gap must be ≥ 0 and alternatives_from ≥ 1, got {self.alternative_gap}, {self.alternatives_from}")
 
 
 def words_of(text: str, alphabet: str) -> list[str]:
@@ -210,6 +218,10 @@ class LexiconSearch:
             criterion_type=CriterionType.CTC,
         )
         self._decoder = LexiconDecoder(decoder_options, trie, self._callback, space, blank, -1, [], False)
+        # The N-best for alternatives: the same search with every word history its own LM state, so hypotheses
+        # that differ early but end alike are not merged into one.
+        self._history_callback = _flashlight_lm(self.lm, self.vocabulary, history=True)
+        self._history_decoder = LexiconDecoder(decoder_options, trie, self._history_callback, space, blank, -1, [], False)
 
     def decode(self, log_probs: np.ndarray, hotwords: Sequence[str] = ()) -> list[str]:
         """The best word sequence for one chunk's (T, 1 + len(alphabet)) log-probabilities; the words of
@@ -222,10 +234,7 @@ class LexiconSearch:
             raise ValueError(f"expected log-probabilities (T, {1 + len(self.alphabet)}), got {log_probs.shape}")
         if log_probs.shape[0] == 0:
             return []
-        emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
-        self._callback.boosted = {w for term in hotwords for w in words_of(term, self.alphabet)}
-        self._callback.bonus = self.options.hotword_bonus
-        results = self._decoder.decode(emissions.ctypes.data, emissions.shape[0], emissions.shape[1])
+        results = self._run(self._decoder, self._callback, log_probs, hotwords)
         if not results:
             return []
         # The decoder's path has one entry per frame plus one before and one after; a word is emitted at the
@@ -242,12 +251,43 @@ class LexiconSearch:
                 first = None
         return words
 
+    def decode_with_alternatives(self, log_probs: np.ndarray, hotwords: Sequence[str] = ()) -> list[tuple[tuple[str, ...], int, int]]:
+        """``decode_with_spans``' words, each as a tuple: the word, then the words that other hypotheses of the
+        beam within ``alternative_gap`` nats of the best put in its place one for one ("the area code" and
+        "beer code" differ by more than that, "now" for "not" is one)."""
+        best = self.decode_with_spans(log_probs, hotwords)
+        words = [word for word, _, _ in best]
+        choices = [dict.fromkeys([word]) for word in words]
+        if words and self.options.alternative_gap > 0:
+            results = sorted(self._run(self._history_decoder, self._history_callback, log_probs, hotwords), key=lambda r: -r.score)
+            seen: set[tuple[str, ...]] = set()
+            for result in results:
+                if result.score < results[0].score - self.options.alternative_gap or len(seen) >= self.options.alternatives_from:
+                    break
+                other = tuple(self.vocabulary[w] for w in result.words if w >= 0)
+                if other in seen:
+                    continue
+                seen.add(other)
+                for tag, i1, i2, j1, j2 in SequenceMatcher(None, words, other, autojunk=False).get_opcodes():
+                    if tag == "replace" and i2 - i1 == j2 - j1:
+                        for k in range(i2 - i1):
+                            choices[i1 + k][other[j1 + k]] = None
+        return [(tuple(choice), first, last) for choice, (_, first, last) in zip(choices, best, strict=True)]
 
-def _flashlight_lm(lm: WordLM, vocabulary: list[str]):
+    def _run(self, decoder, callback, log_probs: np.ndarray, hotwords: Sequence[str]) -> list:
+        emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
+        callback.boosted = {w for term in hotwords for w in words_of(term, self.alphabet)}
+        callback.bonus = self.options.hotword_bonus
+        return decoder.decode(emissions.ctypes.data, emissions.shape[0], emissions.shape[1])
+
+
+def _flashlight_lm(lm: WordLM, vocabulary: list[str], history: bool = False):
     """The WordLM as flashlight's Python LM callback (flashlight is imported here, when a search is built).
 
     A bigram's state is its last word, so every state is a child of the start state: the decoder's
-    hypotheses that end in the same word then share a state and merge, and the states stay bounded.
+    hypotheses that end in the same word then share a state and merge, and the states stay bounded. With
+    ``history`` a state is a child of the state before it instead: one per word sequence, nothing merges
+    (for an N-best; the beam bounds the states).
     """
     from flashlight.lib.text.decoder import LM, LMState
 
@@ -266,12 +306,12 @@ def _flashlight_lm(lm: WordLM, vocabulary: list[str]):
 
         def score(self, state, index: int):
             word = vocabulary[index]
-            out = self._start.child(index)
+            out = (state if history else self._start).child(index)
             self._word_of[out] = word
             return out, lm.log_prob(word, self._word_of[state]) + (self.bonus if word in self.boosted else 0.0)
 
         def finish(self, state):
-            out = self._start.child(-1)
+            out = (state if history else self._start).child(-1)
             self._word_of[out] = SENTENCE_END
             return out, lm.log_prob(SENTENCE_END, self._word_of[state])
 

@@ -13,7 +13,7 @@ from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteria
 from engine.biasing import ContextMix, HotwordBoost, TokenTrie
 from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer, log_normalisers
 from engine.decoding import DecodingOptions
-from engine.draft import FollowDraft
+from engine.draft import FollowDraft, Slot
 from engine.hotwords import heard_spans
 from engine.lexicon import LexiconOptions, LexiconSearch, WordLM
 from engine.model.adapter import FrameStackProjector
@@ -410,7 +410,7 @@ class AcLLM(nn.Module):
         contexts: list[PromptContext],
         options: DecodingOptions,
         should_stop: Callable[[], bool] | None,
-        drafts: list[list[str | None]] | None,
+        drafts: list[list[Slot]] | None,
     ) -> list[Hypothesis]:
         """generate_from_frames for chunks that all have a lexicon draft, or (``drafts`` None) none."""
         frames, frame_lengths = frames.to(self.device, self.adapter.proj[0].weight.dtype), frame_lengths.to(self.device)
@@ -469,7 +469,7 @@ class AcLLM(nn.Module):
 
     def _lexicon_drafts(
         self, frames: torch.Tensor, frame_lengths: torch.Tensor, contexts: list[PromptContext], options: DecodingOptions
-    ) -> list[list[str | None] | None] | None:
+    ) -> list[list[Slot] | None] | None:
         """Each chunk's lexicon draft (engine/lexicon.py) from the character CTC, or None without a word LM or
         with the draft off. A chunk with hotwords, or of a job with a hotword list, gets None (no draft)
         unless ``options.draft_with_hotwords``; then a draft word read from frames where one of its hotwords
@@ -481,15 +481,15 @@ class AcLLM(nn.Module):
         if not any(wanted):  # no chunk is drafted: the CTC posteriors are not needed
             return [None] * len(contexts)
         log_probs = self.ctc_log_probs(frames, frame_lengths)
-        drafts: list[list[str | None] | None] = []
+        drafts: list[list[Slot] | None] = []
         for context, chunk, drafted in zip(contexts, log_probs, wanted, strict=True):
             if not drafted:
                 drafts.append(None)
                 continue
             terms = options.draft_terms if options.draft_terms is not None else tuple(context.hotwords)
-            words = self.lexicon_search(terms, options.lexicon).decode_with_spans(chunk, context.hotwords)
+            words = self.lexicon_search(terms, options.lexicon).decode_with_alternatives(chunk, context.hotwords)
             heard = heard_spans(context.hotwords, chunk, self.ctc.encode, options.lexicon.open_score)
-            drafts.append([None if any(a <= last and first <= b for a, b in heard) else w for w, first, last in words])
+            drafts.append([None if any(a <= last and first <= b for a, b in heard) else w if len(w) > 1 else w[0] for w, first, last in words])
         return drafts
 
     def lexicon_search(self, hotwords: tuple[str, ...], options: LexiconOptions) -> LexiconSearch:

@@ -273,3 +273,45 @@ def test_an_open_slot_is_left_to_the_llm_and_the_draft_resumes_after_it():
 
     assert words_of(decode(["thank", "you", "our", "again", "let's", "go"]), ALPHABET) == ["thank", "you", "our", "again", "let's", "go"]
     assert words_of(decode(["thank", "you", None, None, "let's", "go"]), ALPHABET) == ["thank", "you", "hourigan", "let's", "go"]
+
+
+def test_a_close_second_reading_of_a_word_becomes_its_alternative():
+    # "the ?at": c a little likelier than h (the LM also says "cat"), and "hat" within the gap.
+    spelled = emissions(list("the ") + [{"c": 0.6, "h": 0.4}] + list("at"))
+    words = LexiconSearch(small_lm(), ALPHABET, LexiconOptions(alternative_gap=8.0)).decode_with_alternatives(spelled)
+    assert [choices for choices, _, _ in words] == [("the",), ("cat", "hat")]  # the best reading first
+    assert words[1][1:] == LexiconSearch(small_lm(), ALPHABET).decode_with_spans(spelled)[1][1:]  # the same frames
+    # With no gap, or a sure letter, each word stands alone.
+    alone = LexiconSearch(small_lm(), ALPHABET, LexiconOptions(alternative_gap=0.0)).decode_with_alternatives(spelled)
+    assert [choices for choices, _, _ in alone] == [("the",), ("cat",)]
+    sure = LexiconSearch(small_lm(), ALPHABET, LexiconOptions(alternative_gap=8.0)).decode_with_alternatives(emissions(list("the cat")))
+    assert [choices for choices, _, _ in sure] == [("the",), ("cat",)]
+
+
+def test_the_llm_chooses_between_a_draft_words_alternatives():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(SHIPPED_TOKENIZER)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    def decode(believed: str, draft: list) -> str:
+        """Greedy decoding by a stand-in LLM that believes ``believed`` by 2 nats a token."""
+        sentence = tokenizer.encode(believed, add_special_tokens=False) + [eos]
+        follow = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=30.0)
+        ids: list[int] = []
+        for _ in range(20):
+            scores = torch.zeros(1, len(tokenizer))
+            if ids == sentence[: len(ids)]:
+                scores[0, sentence[len(ids)]] = 2.0
+            chosen = int(follow(torch.tensor([ids], dtype=torch.long), scores).argmax())
+            if chosen == eos:
+                return tokenizer.decode(ids)
+            ids.append(chosen)
+        raise AssertionError(f"never ended: {tokenizer.decode(ids)!r}")
+
+    draft = ["you", "will", ("now", "not"), "be", "placed"]
+    assert words_of(decode("You will not be placed", draft), ALPHABET) == ["you", "will", "not", "be", "placed"]
+    assert words_of(decode("You will now be placed", draft), ALPHABET) == ["you", "will", "now", "be", "placed"]
+    # A word that is not among the alternatives does not keep to the draft: the draft's first reading wins.
+    assert words_of(decode("You will never be placed", draft), ALPHABET) == ["you", "will", "now", "be", "placed"]
+    assert aligned_position(("you", "will", "not"), tuple(draft)) == 3
