@@ -131,7 +131,11 @@ def build_word_lm(
     unigram[SENTENCE_END] = (1 - frequency_share) * unigram_counts[SENTENCE_END] / total
     norm = sum(unigram.values())  # less than one when training words were dropped as unspellable
     unigram = {w: p / norm for w, p in unigram.items() if p > 0}
-    kept = {v: {w: c for w, c in counts.items() if w in unigram} for v, counts in bigrams.items() if v == SENTENCE_START or v in unigram}
+    kept = {
+        v: {w: c for w, c in counts.items() if w in unigram}
+        for v, counts in bigrams.items()
+        if v == SENTENCE_START or v in unigram
+    }
     return WordLM(unigram=unigram, bigrams={v: c for v, c in kept.items() if c}, discount=discount)
 
 
@@ -162,7 +166,9 @@ class LexiconOptions:
         if not 0.0 < self.hotword_probability < 1.0:
             raise ValueError(f"hotword_probability must be between 0 and 1, got {self.hotword_probability}")
         if self.alternative_gap < 0 or self.alternatives_from < 1:
-            raise ValueError(f"alternative_gap must be ≥ 0 and alternatives_from ≥ 1, got {self.alternative_gap}, {self.alternatives_from}")
+            raise ValueError(
+                f"alternative_gap must be ≥ 0 and alternatives_from ≥ 1, got {self.alternative_gap}, {self.alternatives_from}"
+            )
 
 
 def words_of(text: str, alphabet: str) -> list[str]:
@@ -251,7 +257,9 @@ class LexiconSearch:
                 first = None
         return words
 
-    def decode_with_alternatives(self, log_probs: np.ndarray, hotwords: Sequence[str] = ()) -> list[tuple[tuple[str, ...], int, int]]:
+    def decode_with_alternatives(
+        self, log_probs: np.ndarray, hotwords: Sequence[str] = ()
+    ) -> list[tuple[tuple[str, ...], int, int]]:
         """``decode_with_spans``' words, each as a tuple: the word, then the words that other hypotheses of the
         beam within ``alternative_gap`` nats of the best put in its place one for one ("the area code" and
         "beer code" differ by more than that, "now" for "not" is one)."""
@@ -259,7 +267,9 @@ class LexiconSearch:
         words = [word for word, _, _ in best]
         choices = [dict.fromkeys([word]) for word in words]
         if words and self.options.alternative_gap > 0:
-            results = sorted(self._run(self._history_decoder, self._history_callback, log_probs, hotwords), key=lambda r: -r.score)
+            results = sorted(
+                self._run(self._history_decoder, self._history_callback, log_probs, hotwords), key=lambda r: -r.score
+            )
             seen: set[tuple[str, ...]] = set()
             for result in results:
                 if result.score < results[0].score - self.options.alternative_gap or len(seen) >= self.options.alternatives_from:
