@@ -22,7 +22,6 @@ from transformers import LogitsProcessor
 from engine.biasing import HotwordBoost
 from engine.lexicon import words_of
 
-TIE_BREAK = 1e-3  # nats less for a token that keeps only to a word's other readings, not to its first
 Slot = str | tuple[str, ...] | None  # a draft word, or its alternatives (the lexicon's best first), or None: open
 
 
@@ -76,7 +75,8 @@ class FollowDraft(LogitsProcessor):
 
     A draft word None is an open slot (a listed term was heard there): the LLM writes it unaided. A draft
     word may be a tuple of alternatives (LexiconSearch.decode_with_alternatives): each of them keeps to the
-    draft, and the LLM's own probabilities choose.
+    draft, and the LLM's own probabilities choose, though a token that keeps only to a word's later readings
+    gets ``alternative_penalty`` nats less bonus (the first is the lexicon search's best).
 
     Tokens spelling the draft's next word are added to the candidates even when the LLM ranks them
     lower, so a draft word can win that the LLM alone would never pick. ``num_beams`` rows share a
@@ -93,11 +93,12 @@ class FollowDraft(LogitsProcessor):
         top_k: int = 8,
         num_beams: int = 1,
         hotwords: HotwordBoost | None = None,
+        alternative_penalty: float = 1.0,
     ):
         if bonus < 0:
             raise ValueError(f"the draft bonus must be ≥ 0, got {bonus}")
         self.drafts = [tuple(None if slot is None else _choices(slot) for slot in draft) for draft in drafts]
-        self.tokenizer, self.alphabet = tokenizer, alphabet
+        self.tokenizer, self.alphabet, self.alternative_penalty = tokenizer, alphabet, alternative_penalty
         self.eos_id, self.bonus, self.top_k, self.num_beams = eos_id, bonus, top_k, num_beams
         self._pieces: dict[int, str] = {}
         # Once the LLM has begun a listed term, the tokens that go on with it get the draft's bonus too, so a
@@ -185,7 +186,7 @@ class FollowDraft(LogitsProcessor):
                 if self._continues(token, partial, remaining, after_punctuation):
                     scores[row, token] += self.bonus
                     if firsts != remaining and not self._continues(token, partial, firsts, after_punctuation):
-                        scores[row, token] -= TIE_BREAK  # on a tie the lexicon's best reading wins
+                        scores[row, token] -= self.alternative_penalty
         return scores
 
     def _continues(

@@ -472,6 +472,7 @@ class AcLLM(nn.Module):
                     options.ctc_top_k,
                     options.beam_size,
                     boost[0] if boost else None,
+                    options.lexicon.alternative_penalty,
                 )
             )
         elif self._fuse_ctc(options):  # last: it reads the others' scores

@@ -325,6 +325,12 @@ def test_the_llm_chooses_between_a_draft_words_alternatives():
     draft = ["you", "will", ("now", "not"), "be", "placed"]
     assert words_of(decode("You will not be placed", draft), ALPHABET) == ["you", "will", "not", "be", "placed"]
     assert words_of(decode("You will now be placed", draft), ALPHABET) == ["you", "will", "now", "be", "placed"]
-    # A word that is not among the alternatives does not keep to the draft: the draft's first reading wins.
+    # A word that is not among the alternatives does not keep to the draft: the lexicon's best reading wins,
+    # and a later reading needs the LLM to prefer it by more than the penalty.
     assert words_of(decode("You will never be placed", draft), ALPHABET) == ["you", "will", "now", "be", "placed"]
     assert aligned_position(("you", "will", "not"), tuple(draft)) == 3
+    follow = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=30.0, alternative_penalty=3.0)
+    scores = torch.zeros(1, len(tokenizer))
+    scores[0, tokenizer.encode(" not", add_special_tokens=False)[0]] = 2.0
+    chosen = int(follow(torch.tensor([tokenizer.encode("You will", add_special_tokens=False)]), scores).argmax())
+    assert tokenizer.decode([chosen]).strip().lower() == "now"
