@@ -9,6 +9,7 @@ lower case, no punctuation, spelled-out British/American variants unified), so
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +26,13 @@ def _normalizer():
 
 
 def normalize(text: str) -> str:
-    return " ".join(_normalizer()(text).split())
+    # Whisper's normaliser drops a full stop only when a character follows it, so "participants..." came out as
+    # "participants ." with a one-word "." that a system writing "participants." was charged for. An ellipsis
+    # is punctuation, not a word: it goes first.
+    return " ".join(_normalizer()(_ELLIPSIS.sub(" ", text)).split())
+
+
+_ELLIPSIS = re.compile(r"\.{2,}|…")
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,8 @@ def test_error_rates_on_known_strings():
     assert rates.words == 8
     assert error_rates(["Forty sensors."], ["40 sensors"]).wer == 0.0
     assert normalize("Mr. Smith's HARBOUR, isn't it?") == normalize("mister smith's harbor is not it")
+    assert normalize("From other participants...") == normalize("...from other participants.") == "from other participants"
+    assert normalize("Wait… what? It costs $3.50.") == normalize("wait what it costs $3.50")
     with pytest.raises(ValueError, match="references"):
         error_rates(["a"], [])
 
