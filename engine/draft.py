@@ -8,6 +8,8 @@ candidate token whose text keeps the transcript on the draft's words, and to the
 draft is used up. Punctuation and case are free, so "please enter your password" can come out as
 "Please enter your password." When the LLM leaves the draft (a hotword, a word the lexicon lacks),
 the words written so far are aligned to the draft by edit distance and following resumes from there.
+A draft word may come with other readings (LexiconSearch.decode_with_alternatives): each keeps to the
+draft, the lexicon's best with a small head start, and the LLM's own probabilities choose.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ password followed by the poun key"). Searching only spellings of known words, sc
 language model, turns those letters into words: the same head then gave 11.1% WER there, against
 27.8% for the LLM decoding alone (session 15, README "Accuracy"). The result is a *draft*
 (engine/draft.py) that the LLM follows while it writes the transcript with case, punctuation and
-the user's hotwords.
+the user's hotwords. Where the beam's close runners-up read a word differently ("now" or "not"), the
+draft carries those readings too, and the LLM, which hears the audio and reads the context, picks one.
 
 The beam search is flashlight-text's ``LexiconDecoder`` (a C++ CTC lexicon decoder; the word LM is
 called back in Python). The language model is an interpolated bigram with absolute discounting
