@@ -29,71 +29,36 @@ def build_parser() -> argparse.ArgumentParser:
     ctx.add_argument("--context", default="", help="a description of the recording (participants, topic)")
     ctx.add_argument("--context-file", type=Path, default=None, help="read the description from a text file")
     t.add_argument("--format", choices=FORMATS, default="txt", help="output format (default: txt)")
-    t.add_argument(
-        "--output-dir", type=Path, default=None, help="write FILE.FORMAT here (default: print to stdout; docx needs a folder)"
-    )
+    t.add_argument("--output-dir", type=Path, default=None, help="write FILE.FORMAT here (default: print to stdout; docx needs a folder)")
     t.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--quantization", choices=QUANTIZATIONS, default="auto", help="LLM precision (default: picked per device)")
     t.add_argument("--beam-size", type=int, default=1, help="1 = greedy decoding")
-    t.add_argument(
-        "--hotword-boost",
-        type=float,
-        default=DecodingOptions.hotword_boost,
-        help=f"logit bonus for hotword tokens while decoding (0 = off; default {SHORT_LIST_BOOST:g} for lists of up "
-        f"to {SHORT_LIST_TERMS} terms, {LONG_LIST_BOOST:g} for longer ones)",
-    )
-    t.add_argument(
-        "--no-hotword-correction",
-        dest="hotword_correction",
-        action="store_false",
-        help="keep the model's text as written: do not put in listed terms that the audio holds but the text lacks",
-    )
-    t.add_argument(
-        "--context-weight",
-        type=float,
-        default=DecodingOptions.context_weight,
-        help="α of the joint decoding with and without hotwords/context: below 1, a context-free stream "
-        f"is mixed in so a misleading context cannot take over (default {DecodingOptions.context_weight}; "
-        "1 = context only, faster)",
-    )
-    t.add_argument(
-        "--ctc-weight",
-        type=float,
-        default=DecodingOptions.ctc_weight,
-        help="λ of the joint decoding with the model's token CTC, which keeps the text to what the audio holds "
-        f"(default {DecodingOptions.ctc_weight}; 0 = the LLM alone; not used while a lexicon draft is)",
-    )
-    t.add_argument(
-        "--draft-with-hotwords",
-        action="store_true",
-        help="draft chunks with hotwords too, leaving the draft open where a term is heard: fewer errors on "
-        "ordinary words, more missed names (see README, Accuracy)",
-    )
-    t.add_argument(
-        "--draft-bonus",
-        type=float,
-        default=DecodingOptions.draft_bonus,
-        help="bonus (nats) for every LLM token that keeps to the lexicon draft, the words the character CTC "
-        f"and the model's word list hear (default {DecodingOptions.draft_bonus}; 0 = no draft)",
-    )
-    t.add_argument(
-        "--batch-size",
-        type=int,
-        default=16,  # TranscribeOptions.batch_size (not imported here: --help stays fast)
-        help="chunks decoded together (default 16; more is faster on long files and uses more memory)",
-    )
+    t.add_argument("--hotword-boost", type=float, default=DecodingOptions.hotword_boost,
+                   help=f"logit bonus for hotword tokens while decoding (0 = off; default {SHORT_LIST_BOOST:g} for lists of up "
+                        f"to {SHORT_LIST_TERMS} terms, {LONG_LIST_BOOST:g} for longer ones)")
+    t.add_argument("--no-hotword-correction", dest="hotword_correction", action="store_false",
+                   help="keep the model's text as written: do not put in listed terms that the audio holds but the text lacks")
+    t.add_argument("--context-weight", type=float, default=DecodingOptions.context_weight,
+                   help="α of the joint decoding with and without hotwords/context: below 1, a context-free stream "
+                        f"is mixed in so a misleading context cannot take over (default {DecodingOptions.context_weight}; "
+                        "1 = context only, faster)")
+    t.add_argument("--ctc-weight", type=float, default=DecodingOptions.ctc_weight,
+                   help="λ of the joint decoding with the model's token CTC, which keeps the text to what the audio holds "
+                        f"(default {DecodingOptions.ctc_weight}; 0 = the LLM alone; not used while a lexicon draft is)")
+    t.add_argument("--draft-with-hotwords", action="store_true",
+                   help="draft chunks with hotwords too, leaving the draft open where a term is heard: fewer errors on "
+                        "ordinary words, more missed names (see README, Accuracy)")
+    t.add_argument("--draft-bonus", type=float, default=DecodingOptions.draft_bonus,
+                   help="bonus (nats) for every LLM token that keeps to the lexicon draft, the words the character CTC "
+                        f"and the model's word list hear (default {DecodingOptions.draft_bonus}; 0 = no draft)")
+    t.add_argument("--batch-size", type=int, default=16,  # TranscribeOptions.batch_size (not imported here: --help stays fast)
+                   help="chunks decoded together (default 16; more is faster on long files and uses more memory)")
     t.add_argument("--segmentation", choices=("vad", "fixed"), default="vad", help="cut at pauses (default) or every 30 s")
-    t.add_argument(
-        "--max-chunk-s",
-        type=float,
-        default=None,
-        help="longest chunk cut at pauses, in seconds (default: what the shipped model was trained for)",
-    )
+    t.add_argument("--max-chunk-s", type=float, default=None,
+                   help="longest chunk cut at pauses, in seconds (default: what the shipped model was trained for)")
     t.add_argument("--history", action="store_true", help="give the model the transcript so far in each prompt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument(
-        "--no-resume", action="store_true", help="start afresh instead of reusing segments an interrupted run finished"
-    )
+    t.add_argument("--no-resume", action="store_true", help="start afresh instead of reusing segments an interrupted run finished")
     return parser
 
 
@@ -127,15 +92,9 @@ def _transcribe(args: argparse.Namespace) -> int:
     from engine.transcribe import DEFAULT_MAX_CHUNK_S, TranscribeOptions, Transcriber
 
     options = TranscribeOptions(
-        decoding=DecodingOptions(
-            beam_size=args.beam_size,
-            hotword_boost=args.hotword_boost,
-            context_weight=args.context_weight,
-            ctc_weight=args.ctc_weight,
-            draft_bonus=args.draft_bonus,
-            draft_with_hotwords=args.draft_with_hotwords,
-            hotword_correction=args.hotword_correction,
-        ),
+        decoding=DecodingOptions(beam_size=args.beam_size, hotword_boost=args.hotword_boost, context_weight=args.context_weight,
+                                  ctc_weight=args.ctc_weight, draft_bonus=args.draft_bonus, draft_with_hotwords=args.draft_with_hotwords,
+                                  hotword_correction=args.hotword_correction),
         segment=SegmentOptions(max_chunk_s=args.max_chunk_s or DEFAULT_MAX_CHUNK_S) if args.segmentation == "vad" else None,
         history=args.history,
         batch_size=args.batch_size,
@@ -154,9 +113,7 @@ def _transcribe(args: argparse.Namespace) -> int:
             journal_path.unlink(missing_ok=True)
         journal = Journal(journal_path, key)
         if journal.finished and not args.quiet:
-            print(
-                f"keyscribe: resuming {path.name} after {journal.resume_after_s:.1f} s (journal {journal_path})", file=sys.stderr
-            )
+            print(f"keyscribe: resuming {path.name} after {journal.resume_after_s:.1f} s (journal {journal_path})", file=sys.stderr)
         try:
             transcript = _run_one(transcriber, path, context, args.quiet, journal)
         except KeyscribeError as err:
@@ -221,9 +178,7 @@ def _run_one(transcriber, path: Path, context, quiet: bool, journal):
         return transcriber.transcribe(path, context, progress_callback=progress, journal=journal)
 
 
-def _progress_line(
-    name: str, done_s: float, total_s: float | None, elapsed_s: float, first: tuple[float, float], now: float
-) -> str:
+def _progress_line(name: str, done_s: float, total_s: float | None, elapsed_s: float, first: tuple[float, float], now: float) -> str:
     """One line for a log: share done, time spent, and time left at the pace since the first report."""
     if not total_s:
         return f"{name}: {done_s:.0f} s of audio done in {elapsed_s / 60:.1f} min"

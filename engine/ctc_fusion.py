@@ -76,11 +76,7 @@ def log_normalisers(queries: list[torch.Tensor], keys: torch.Tensor) -> list[tor
     dtype = _score_dtype(queries[0], keys)
     keys = keys.to(dtype)
     frames = torch.cat([q.to(dtype) for q in queries])  # (ΣT, D)
-    norms = (
-        torch.cat([torch.mm(keys, block.T).logsumexp(dim=0) for block in frames.split(NORM_ROWS)])
-        if len(frames)
-        else frames[:, 0]
-    )
+    norms = torch.cat([torch.mm(keys, block.T).logsumexp(dim=0) for block in frames.split(NORM_ROWS)]) if len(frames) else frames[:, 0]
     return list(norms.split([len(q) for q in queries]))
 
 
@@ -143,7 +139,8 @@ class CTCPrefixScorer:
         # P(h…): the first frame that emits c, after any alignment of g.
         log_prefix = torch.logsumexp(phi_before + y, dim=1)
         return [
-            PrefixState(r_n=r_n[k], r_b=r_b[k], last=token, log_prefix=float(log_prefix[k])) for k, token in enumerate(tokens)
+            PrefixState(r_n=r_n[k], r_b=r_b[k], last=token, log_prefix=float(log_prefix[k]))
+            for k, token in enumerate(tokens)
         ]
 
 
@@ -157,13 +154,7 @@ class CTCPrefixFusion(LogitsProcessor):
     """
 
     def __init__(
-        self,
-        scorers: list[CTCPrefixScorer],
-        weight: float,
-        eos_id: int,
-        top_k: int = 8,
-        num_beams: int = 1,
-        hotwords: HotwordBoost | None = None,
+        self, scorers: list[CTCPrefixScorer], weight: float, eos_id: int, top_k: int = 8, num_beams: int = 1, hotwords: HotwordBoost | None = None
     ):
         if not 0.0 < weight < 1.0:
             raise ValueError(f"the CTC weight λ must be between 0 and 1 (exclusive), got {weight}")

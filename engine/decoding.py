@@ -101,9 +101,7 @@ class DecodingOptions:
         if self.temperature < 0:
             raise ValueError(f"temperature must be ≥ 0, got {self.temperature}")
         if self.temperature > 0 and self.beam_size > 1:
-            raise ValueError(
-                "sampling (temperature > 0) and beam search (beam_size > 1) exclude each other: set one of them back"
-            )
+            raise ValueError("sampling (temperature > 0) and beam search (beam_size > 1) exclude each other: set one of them back")
         if self.max_tokens_per_second <= 0:
             raise ValueError(f"max_tokens_per_second must be > 0, got {self.max_tokens_per_second}")
         if self.repetition_penalty <= 0:
@@ -125,14 +123,8 @@ class DecodingOptions:
         """These options with ``other``'s biasing (hotword boost, context weight α, CTC weight λ and its top k, the lexicon draft):
         how a fallback retry keeps the user's choice."""
         return replace(
-            self,
-            hotword_boost=other.hotword_boost,
-            context_weight=other.context_weight,
-            ctc_weight=other.ctc_weight,
-            ctc_top_k=other.ctc_top_k,
-            draft_bonus=other.draft_bonus,
-            lexicon=other.lexicon,
-            draft_terms=other.draft_terms,
+            self, hotword_boost=other.hotword_boost, context_weight=other.context_weight, ctc_weight=other.ctc_weight, ctc_top_k=other.ctc_top_k,
+            draft_bonus=other.draft_bonus, lexicon=other.lexicon, draft_terms=other.draft_terms,
             draft_with_hotwords=other.draft_with_hotwords,
         )
 

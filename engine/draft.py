@@ -48,11 +48,8 @@ def aligned_position(written: tuple[str, ...], draft: tuple[Slot, ...]) -> int:
             row[j] = min(previous[j] + 1.0, row[j - 1] + 1.0, previous[j - 1] + _unlike(word, draft[j - 1]))
             pair = draft[j - 2 : j]
             if j >= 2 and (None not in pair or pair == (None, None)):
-                row[j] = min(
-                    row[j],
-                    previous[j - 2]
-                    + (0.0 if pair == (None, None) else _unlike(word, _choices(pair[0])[0] + _choices(pair[1])[0])),
-                )
+                merged = 0.0 if pair == (None, None) else _unlike(word, _choices(pair[0])[0] + _choices(pair[1])[0])
+                row[j] = min(row[j], previous[j - 2] + merged)
         previous = row
     best = min(previous)
     return max(j for j, distance in enumerate(previous) if distance <= best + 1e-9)
@@ -86,16 +83,8 @@ class FollowDraft(LogitsProcessor):
     """
 
     def __init__(
-        self,
-        drafts: list[list[Slot]],
-        tokenizer,
-        alphabet: str,
-        eos_id: int,
-        bonus: float = 30.0,
-        top_k: int = 8,
-        num_beams: int = 1,
-        hotwords: HotwordBoost | None = None,
-        alternative_penalty: float = 1.0,
+        self, drafts: list[list[Slot]], tokenizer, alphabet: str, eos_id: int, bonus: float = 30.0, top_k: int = 8, num_beams: int = 1,
+        hotwords: HotwordBoost | None = None, alternative_penalty: float = 1.0,
     ):
         if bonus < 0:
             raise ValueError(f"the draft bonus must be ≥ 0, got {bonus}")
@@ -175,9 +164,7 @@ class FollowDraft(LogitsProcessor):
                 candidates.add(self.eos_id)
             after_punctuation = bool(text) and _is_punctuation(text[-1])
             boost = self.hotwords.last_boost[row] if self.hotwords is not None and self.hotwords.last_boost is not None else None
-            if (
-                boost is not None and in_word and bool((boost < 0).any())
-            ):  # inside a term's word (HotwordBoost takes back what leaving it earned)
+            if boost is not None and in_word and bool((boost < 0).any()):  # inside a term's word (HotwordBoost takes back what leaving it earned)
                 going_on = (boost > 0).nonzero().flatten().tolist()
                 scores[row, going_on] += self.bonus
                 candidates -= set(going_on)
@@ -191,9 +178,7 @@ class FollowDraft(LogitsProcessor):
                         scores[row, token] -= self.alternative_penalty
         return scores
 
-    def _continues(
-        self, token: int, partial: str, remaining: list[tuple[str, ...] | None], after_punctuation: bool = False
-    ) -> bool:
+    def _continues(self, token: int, partial: str, remaining: list[tuple[str, ...] | None], after_punctuation: bool = False) -> bool:
         """Whether writing ``token`` after the partial word ``partial`` stays on the ``remaining`` draft words.
 
         Punctuation keeps to the draft where a word ends, once between two words (so a run of it cannot
@@ -213,11 +198,7 @@ class FollowDraft(LogitsProcessor):
         if closes:
             return True
         index = len(finished)
-        return (
-            index < len(remaining)
-            and remaining[index] is not None
-            and any(word.startswith(spelled[-1]) for word in remaining[index])
-        )
+        return index < len(remaining) and remaining[index] is not None and any(word.startswith(spelled[-1]) for word in remaining[index])
 
 
 def _done(remaining: list[tuple[str, ...] | None], partial: str) -> bool:

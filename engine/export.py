@@ -45,7 +45,9 @@ def format_timestamp(seconds: float, *, sep: str = ".", always_hours: bool = Tru
     (``mm:ss.mmm``, allowed by WebVTT). Rounds to the nearest millisecond.
     """
     if not seconds >= 0:  # also catches NaN
-        raise ValueError(f"Cannot format a timestamp for {seconds!r} s; it must be a non-negative number.")
+        raise ValueError(
+            f"Cannot format a timestamp for {seconds!r} s; it must be a non-negative number."
+        )
     total_ms = round(seconds * 1000)  # round once, so 59.9996 s becomes 01:00.000, not 00:60.000
     hours, rest_ms = divmod(total_ms, 3_600_000)
     minutes, rest_ms = divmod(rest_ms, 60_000)
@@ -121,7 +123,9 @@ def _tokenize(segment: Segment) -> list[_Token]:
     use_words = bool(segment.words) and "".join(word_texts) == "".join(text for text, _ in pieces)
 
     if use_words:
-        timed_words = [(word, len(text)) for word, text in zip(segment.words, word_texts, strict=True) if text]
+        timed_words = [
+            (word, len(text)) for word, text in zip(segment.words, word_texts, strict=True) if text
+        ]
         word_first_chars: list[int] = []
         position = 0
         for _, length in timed_words:
@@ -211,7 +215,9 @@ class _RenderOptions:
 def _render_txt(transcript: Transcript, options: _RenderOptions) -> bytes:
     lines = []
     for segment in transcript.segments:
-        text = " ".join(segment.text.split())  # one line per segment, even if the text holds newlines
+        text = " ".join(
+            segment.text.split()
+        )  # one line per segment, even if the text holds newlines
         if not text:
             continue
         lines.append(f"[{_format_clock(segment.start_s)}] {text}" if options.timestamps else text)
@@ -318,7 +324,10 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Write the whole file or nothing: a temp file in the same folder, fsynced, then renamed over ``path``."""
     folder = path.parent
     if not folder.is_dir():
-        raise FileNotFoundError(f"Cannot export to '{path}': the folder '{folder}' does not exist. Choose an existing folder.")
+        raise FileNotFoundError(
+            f"Cannot export to '{path}': the folder '{folder}' does not exist. "
+            "Choose an existing folder."
+        )
     temp_path = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
     # os.open with mode 0o666 lets the umask set permissions, as for any new file
     # (tempfile's 0o600 would make the export private to this user).

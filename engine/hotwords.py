@@ -99,5 +99,5 @@ def spelled(hotwords: tuple[str, ...], encode: Callable[[str], list[int]]) -> tu
 
 
 def without_accents(text: str) -> str:
-    """ "São Paulo" -> "Sao Paulo": how an English character CTC spells what it hears."""
+    """"São Paulo" -> "Sao Paulo": how an English character CTC spells what it hears."""
     return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))

@@ -132,11 +132,7 @@ def build_word_lm(
     unigram[SENTENCE_END] = (1 - frequency_share) * unigram_counts[SENTENCE_END] / total
     norm = sum(unigram.values())  # less than one when training words were dropped as unspellable
     unigram = {w: p / norm for w, p in unigram.items() if p > 0}
-    kept = {
-        v: {w: c for w, c in counts.items() if w in unigram}
-        for v, counts in bigrams.items()
-        if v == SENTENCE_START or v in unigram
-    }
+    kept = {v: {w: c for w, c in counts.items() if w in unigram} for v, counts in bigrams.items() if v == SENTENCE_START or v in unigram}
     return WordLM(unigram=unigram, bigrams={v: c for v, c in kept.items() if c}, discount=discount)
 
 
@@ -331,9 +327,7 @@ def _flashlight_lm(lm: WordLM, vocabulary: list[str], history: bool = False):
             self._word_of[out] = word
             score = self._scores.get((previous, index))
             if score is None:
-                score = self._scores[(previous, index)] = lm.log_prob(word, previous) + (
-                    self.bonus if word in self.boosted else 0.0
-                )
+                score = self._scores[(previous, index)] = lm.log_prob(word, previous) + (self.bonus if word in self.boosted else 0.0)
             return out, score
 
         def finish(self, state):

@@ -68,9 +68,7 @@ class PromptBuilder:
             lines.append("Names and terms that may occur: " + ", ".join(context.hotwords))
         if context.history.strip():
             tail = context.history.strip()[-self.config.history_chars :]
-            lines.append(
-                f"Transcript so far: …{tail}" if len(tail) < len(context.history.strip()) else f"Transcript so far: {tail}"
-            )
+            lines.append(f"Transcript so far: …{tail}" if len(tail) < len(context.history.strip()) else f"Transcript so far: {tail}")
         return "\n".join(lines)
 
     def render_text(self, context: PromptContext) -> str:
@@ -111,11 +109,7 @@ class PromptBuilder:
         they sit at the same positions in every row and one computed key/value
         cache of them serves the whole batch (AcLLM.generate_from_frames).
         """
-        if shared and (
-            targets is not None
-            or len({tuple(p.prefix[:shared]) for p in prompts}) > 1
-            or min(len(p.prefix) for p in prompts) < shared
-        ):
+        if shared and (targets is not None or len({tuple(p.prefix[:shared]) for p in prompts}) > 1 or min(len(p.prefix) for p in prompts) < shared):
             raise ValueError(f"shared={shared}: only for generation, and every prompt must begin with the same {shared} tokens")
         rows, masks, labels = [], [], []
         for i, (prompt, n_audio) in enumerate(zip(prompts, audio_lengths, strict=True)):

@@ -37,9 +37,7 @@ SILENCE_RMS = 1e-4  # a window quieter than this (about -80 dBFS) holds no speec
 @dataclass(frozen=True)
 class TranscribeOptions:
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
-    segment: SegmentOptions | None = field(
-        default_factory=lambda: SegmentOptions(max_chunk_s=DEFAULT_MAX_CHUNK_S)
-    )  # None: fixed windows
+    segment: SegmentOptions | None = field(default_factory=lambda: SegmentOptions(max_chunk_s=DEFAULT_MAX_CHUNK_S))  # None: fixed windows
     window_s: float = float(CHUNK_SECONDS)  # fixed-window length when segment is None
     # Chunks decoded together: CPU decoding is bound by reading the LLM's weights, which a batch shares.
     # On 4 min of speech (`python bench/cpu_speed.py --runs 1 --threads 1 --no-peer --batch-size B`, 2-core VM,
@@ -53,9 +51,7 @@ class TranscribeOptions:
     history: bool = False
     word_timestamps: bool = True  # CTC forced alignment of each segment's text (engine/align.py)
     # A chunk whose text loops (engine.decoding.looks_degenerate) is decoded again with these options.
-    fallback: DecodingOptions | None = field(
-        default_factory=lambda: DecodingOptions(no_repeat_ngram_size=4, repetition_penalty=1.3)
-    )
+    fallback: DecodingOptions | None = field(default_factory=lambda: DecodingOptions(no_repeat_ngram_size=4, repetition_penalty=1.3))
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.window_s <= CHUNK_SECONDS:
@@ -209,12 +205,7 @@ def with_hotwords_corrected(
 
 
 def generate_with_fallback(
-    model: AcLLM,
-    frames,
-    lengths,
-    contexts: list[PromptContext],
-    decoding: DecodingOptions,
-    fallback: DecodingOptions | None,
+    model: AcLLM, frames, lengths, contexts: list[PromptContext], decoding: DecodingOptions, fallback: DecodingOptions | None,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[Hypothesis]:
     """Decode chunks from their encoder frames; those whose text loops are decoded again with ``fallback``
@@ -226,11 +217,7 @@ def generate_with_fallback(
     if looping:
         # The retry also drops the history: a loop is often the model continuing it.
         retry = model.generate_from_frames(
-            frames[looping],
-            lengths[looping],
-            [replace(contexts[j], history="") for j in looping],
-            fallback.biased_like(decoding),
-            should_stop,
+            frames[looping], lengths[looping], [replace(contexts[j], history="") for j in looping], fallback.biased_like(decoding), should_stop
         )
         for j, hyp in zip(looping, retry, strict=True):
             hyps[j] = hyp

@@ -27,12 +27,15 @@ def _check_time_span(what: str, start_s: float, end_s: float) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{what} {name} time must be a number of seconds, got {value!r}.")
         if not math.isfinite(value):
-            raise ValueError(f"{what} {name} time must be a finite number of seconds, got {value!r}.")
+            raise ValueError(
+                f"{what} {name} time must be a finite number of seconds, got {value!r}."
+            )
     if start_s < 0:
         raise ValueError(f"{what} starts at {start_s} s; times must not be negative.")
     if end_s < start_s - TIME_TOLERANCE_S:
         raise ValueError(
-            f"{what} ends at {end_s} s, before it starts at {start_s} s; the end time must be at or after the start time."
+            f"{what} ends at {end_s} s, before it starts at {start_s} s; "
+            "the end time must be at or after the start time."
         )
 
 
@@ -76,13 +79,17 @@ class Segment:
                     f"Segment.words[{index}] must be a Word, got {type(word).__name__}; "
                     "use Transcript.from_dict to build a transcript from plain data."
                 )
-            if word.start_s < self.start_s - TIME_TOLERANCE_S or word.end_s > self.end_s + TIME_TOLERANCE_S:
+            if (
+                word.start_s < self.start_s - TIME_TOLERANCE_S
+                or word.end_s > self.end_s + TIME_TOLERANCE_S
+            ):
                 raise ValueError(
                     f"Word {index} {word.text!r} ({word.start_s}-{word.end_s} s) lies outside its "
                     f"segment ({self.start_s}-{self.end_s} s); clamp word times to the segment."
                 )
             if previous is not None and (
-                word.start_s < previous.start_s - TIME_TOLERANCE_S or word.end_s < previous.end_s - TIME_TOLERANCE_S
+                word.start_s < previous.start_s - TIME_TOLERANCE_S
+                or word.end_s < previous.end_s - TIME_TOLERANCE_S
             ):
                 raise ValueError(
                     f"Word {index} {word.text!r} ({word.start_s}-{word.end_s} s) goes back in time "
@@ -112,7 +119,10 @@ class Transcript:
         if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)):
             raise TypeError(f"Transcript duration must be a number of seconds, got {duration_s!r}.")
         if not (math.isfinite(duration_s) and duration_s >= 0):
-            raise ValueError(f"Transcript duration must be a finite, non-negative number of seconds, got {duration_s!r}.")
+            raise ValueError(
+                "Transcript duration must be a finite, non-negative number of seconds, "
+                f"got {duration_s!r}."
+            )
         segments = tuple(self.segments)
         object.__setattr__(self, "segments", segments)  # frozen: normalise a list to a tuple once
         previous: Segment | None = None
@@ -124,7 +134,8 @@ class Transcript:
                     "use Transcript.from_dict to build a transcript from plain data."
                 )
             if previous is not None and (
-                segment.start_s < previous.start_s - TIME_TOLERANCE_S or segment.end_s < previous.end_s - TIME_TOLERANCE_S
+                segment.start_s < previous.start_s - TIME_TOLERANCE_S
+                or segment.end_s < previous.end_s - TIME_TOLERANCE_S
             ):
                 raise ValueError(
                     f"Segment {index} ({segment.start_s}-{segment.end_s} s) goes back in time from "
@@ -188,14 +199,19 @@ class Transcript:
         """Rebuild a transcript from ``to_dict`` output; raises ValueError naming the bad field."""
         raw_segments = _field(data, "segments", "transcript")
         if not isinstance(raw_segments, list):
-            raise ValueError(f"Transcript 'segments' must be a list, got {type(raw_segments).__name__}.")
+            raise ValueError(
+                f"Transcript 'segments' must be a list, got {type(raw_segments).__name__}."
+            )
         segments = []
         for seg_index, raw_segment in enumerate(raw_segments):
             where = f"segments[{seg_index}]"
             start_s = _seconds(raw_segment, "start", where)  # also checks raw_segment is an object
             raw_words = raw_segment.get("words") or []
             if not isinstance(raw_words, list):
-                raise ValueError(f"Transcript data at {where}.words must be a list, got {type(raw_words).__name__}.")
+                raise ValueError(
+                    f"Transcript data at {where}.words must be a list, "
+                    f"got {type(raw_words).__name__}."
+                )
             words = tuple(
                 Word(
                     start_s=_seconds(raw_word, "start", f"{where}.words[{word_index}]"),
@@ -224,7 +240,9 @@ class Transcript:
 
 def _field(data: Any, key: str, where: str) -> Any:
     if not isinstance(data, Mapping):
-        raise ValueError(f"Transcript data at {where} must be an object, got {type(data).__name__}.")
+        raise ValueError(
+            f"Transcript data at {where} must be an object, got {type(data).__name__}."
+        )
     if key not in data:
         raise ValueError(f"Transcript data at {where} is missing the {key!r} field.")
     return data[key]
@@ -233,5 +251,7 @@ def _field(data: Any, key: str, where: str) -> Any:
 def _seconds(data: Any, key: str, where: str) -> float:
     value = _field(data, key, where)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"Transcript data at {where}.{key} must be a number of seconds, got {value!r}.")
+        raise ValueError(
+            f"Transcript data at {where}.{key} must be a number of seconds, got {value!r}."
+        )
     return float(value)

@@ -129,11 +129,7 @@ def test_smoke_run_on_the_tiny_model(tiny_model, tmp_path):
 
     # --uncorrected: each list condition also as the LLM wrote it, from the same decoding.
     both = biasing.run_keyscribe(decoder, utterances, lists, biasing.keyscribe_conditions([25], [1.0]), uncorrected=True)
-    assert [r.condition.name for r in both] == [
-        "keyscribe none",
-        "keyscribe true+25 boost 1 uncorrected",
-        "keyscribe true+25 boost 1",
-    ]
+    assert [r.condition.name for r in both] == ["keyscribe none", "keyscribe true+25 boost 1 uncorrected", "keyscribe true+25 boost 1"]
     assert both[2].hypotheses == results[2].hypotheses
     for utt, written, fixed in zip(utterances, both[1].hypotheses, both[2].hypotheses, strict=True):
         encoded = decoder.encoded[utt.id]
@@ -151,11 +147,7 @@ def test_smoke_run_on_the_tiny_model(tiny_model, tmp_path):
 def test_conditions_run_each_list_at_each_boost_and_none_once():
     names = [c.name for c in biasing.keyscribe_conditions([0, 100], [0.0, 1.5])]
     assert names == [
-        "keyscribe none",
-        "keyscribe true boost 0",
-        "keyscribe true+100 boost 0",
-        "keyscribe true boost 1.5",
-        "keyscribe true+100 boost 1.5",
+        "keyscribe none", "keyscribe true boost 0", "keyscribe true+100 boost 0", "keyscribe true boost 1.5", "keyscribe true+100 boost 1.5",
     ]
     assert biasing.Condition("peer", 100).name == "peer true+100 (prompt)"
 
@@ -163,10 +155,7 @@ def test_conditions_run_each_list_at_each_boost_and_none_once():
 def test_context_conditions_and_paragraphs(tiny_model, tmp_path):
     names = [c.name for c in biasing.keyscribe_conditions([0], [3.0], [1.0, 0.5])]
     assert names[2:] == [
-        "keyscribe true context α 1",
-        "keyscribe true context α 0.5",
-        "keyscribe misleading context α 1",
-        "keyscribe misleading context α 0.5",
+        "keyscribe true context α 1", "keyscribe true context α 0.5", "keyscribe misleading context α 1", "keyscribe misleading context α 0.5",
     ]
     utt = _utterance("s2", "We met Olivia da Mota.", ("Olivia da Mota",), _write_clip(tmp_path / "s2.wav", 1.0, 1))
     pool = tuple(f"Distractor {i}" for i in range(40)) + ("Olivia da Mota",)
@@ -181,8 +170,8 @@ def test_context_conditions_and_paragraphs(tiny_model, tmp_path):
     meetings = {utt.id: {"true": true, "misleading": misleading}}
     prompts = []
     generate = tiny_model.generate_from_frames
-    tiny_model.generate_from_frames = lambda frames, lengths, contexts, options, *a: (
-        prompts.append((contexts[0].meeting, options.context_weight)) or generate(frames, lengths, contexts, options, *a)
+    tiny_model.generate_from_frames = lambda frames, lengths, contexts, options, *a: prompts.append((contexts[0].meeting, options.context_weight)) or generate(
+        frames, lengths, contexts, options, *a
     )
     try:
         conditions = biasing.keyscribe_conditions([], [], [1.0, 0.5])
@@ -191,13 +180,7 @@ def test_context_conditions_and_paragraphs(tiny_model, tmp_path):
         del tiny_model.generate_from_frames
     assert [r.condition.name for r in results][1:] == names[2:]
     # (a looping text is retried with the fallback options: same prompt, same α)
-    assert [p for i, p in enumerate(prompts) if i == 0 or p != prompts[i - 1]] == [
-        ("", 1.0),
-        (true, 1.0),
-        (true, 0.5),
-        (misleading, 1.0),
-        (misleading, 0.5),
-    ]
+    assert [p for i, p in enumerate(prompts) if i == 0 or p != prompts[i - 1]] == [("", 1.0), (true, 1.0), (true, 0.5), (misleading, 1.0), (misleading, 0.5)]
 
 
 def test_offset_and_limit_pick_from_the_utterances_with_hotwords(tmp_path):

@@ -101,9 +101,7 @@ class _StopWhen(StoppingCriteria):
         return torch.full((input_ids.shape[0],), bool(self.should_stop()), dtype=torch.bool, device=input_ids.device)
 
 
-def _ctc(
-    log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor, target_lengths: torch.Tensor
-) -> torch.Tensor:
+def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
     """CTC loss with blank 0 from batch-first log-probabilities (B, T, V)."""
     return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, input_lengths, target_lengths, blank=0, zero_infinity=True)
 
@@ -126,9 +124,7 @@ def _chosen_log_probs(sequences: torch.Tensor, scores: list[torch.Tensor]) -> to
     """
     if not scores:
         return torch.zeros(sequences.shape[0], 0)
-    return torch.stack(
-        [s.float().log_softmax(dim=-1).gather(1, sequences[:, i : i + 1])[:, 0] for i, s in enumerate(scores)], dim=1
-    )
+    return torch.stack([s.float().log_softmax(dim=-1).gather(1, sequences[:, i : i + 1])[:, 0] for i, s in enumerate(scores)], dim=1)
 
 
 def _printable(text: str) -> str:
@@ -137,15 +133,7 @@ def _printable(text: str) -> str:
 
 
 class AcLLM(nn.Module):
-    def __init__(
-        self,
-        config: AcLLMConfig,
-        encoder: SpeechEncoder,
-        adapter: FrameStackProjector,
-        llm: nn.Module,
-        tokenizer,
-        runtime: Runtime,
-    ):
+    def __init__(self, config: AcLLMConfig, encoder: SpeechEncoder, adapter: FrameStackProjector, llm: nn.Module, tokenizer, runtime: Runtime):
         super().__init__()
         self.config = config
         self.encoder = encoder
@@ -210,9 +198,7 @@ class AcLLM(nn.Module):
             raise KeyError(f"trained weights do not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}")
         for name, tensor in state.items():
             if tuple(tensor.shape) != tuple(expected[name].shape):
-                raise KeyError(
-                    f"trained weight {name} has shape {tuple(tensor.shape)}, the model expects {tuple(expected[name].shape)}"
-                )
+                raise KeyError(f"trained weight {name} has shape {tuple(tensor.shape)}, the model expects {tuple(expected[name].shape)}")
         own = dict(self.named_parameters())
         own.update(dict(self.named_buffers()))
         with torch.no_grad():
@@ -240,9 +226,7 @@ class AcLLM(nn.Module):
         n_audio = audio.embeds.shape[1]
         valid = torch.arange(n_audio, device=self.device)[None, :] < audio.embed_lengths[:, None]  # (B, N)
         if int(valid.sum()) != int(audio_mask.sum()):
-            raise ValueError(
-                f"prompt has {int(audio_mask.sum())} audio positions but the audio gives {int(valid.sum())} embeddings"
-            )
+            raise ValueError(f"prompt has {int(audio_mask.sum())} audio positions but the audio gives {int(valid.sum())} embeddings")
         audio_flat = audio.embeds[valid].to(token_embeds.dtype)  # (ΣN, D), row-major like masked_scatter
         return token_embeds.masked_scatter(audio_mask[..., None], audio_flat)
 
@@ -291,9 +275,7 @@ class AcLLM(nn.Module):
         if token_targets is not None and self.config.token_ctc_weight > 0:
             table = self.llm.get_input_embeddings().weight[token_targets.vocab.to(self.device)]  # (V', D)
             log_probs = self.adapter.token_log_probs(embeds, table)  # (B, N, 1+V')
-            token_ctc_loss = _ctc(
-                log_probs, token_targets.targets.to(self.device), embed_lengths, token_targets.lengths.to(self.device)
-            )
+            token_ctc_loss = _ctc(log_probs, token_targets.targets.to(self.device), embed_lengths, token_targets.lengths.to(self.device))
             terms.append(self.config.token_ctc_weight * token_ctc_loss)
         if not terms:
             raise ValueError("nothing to train: use_llm=False needs CTC or token-CTC targets with a positive weight")
@@ -416,14 +398,7 @@ class AcLLM(nn.Module):
         free = [i for i in range(len(contexts)) if drafts[i] is None]
         for rows, row_drafts in ((drafted, [drafts[i] for i in drafted]), (free, None)):
             index = torch.tensor(rows, device=frames.device)
-            hyps = self._generate(
-                frames[index],
-                frame_lengths[index.to(frame_lengths.device)],
-                [contexts[i] for i in rows],
-                options,
-                should_stop,
-                row_drafts,
-            )
+            hyps = self._generate(frames[index], frame_lengths[index.to(frame_lengths.device)], [contexts[i] for i in rows], options, should_stop, row_drafts)
             for k, i in enumerate(rows):
                 by_chunk[i] = hyps[k * options.n_best : (k + 1) * options.n_best]
         return [hyp for i in range(len(contexts)) for hyp in by_chunk[i]]
@@ -464,15 +439,8 @@ class AcLLM(nn.Module):
             drafts = drafts + drafts if len(contexts) > n_inputs else drafts
             processors.append(
                 FollowDraft(
-                    drafts,
-                    self.tokenizer,
-                    self.ctc.alphabet,
-                    self.prompt.eos_id,
-                    options.draft_bonus,
-                    options.ctc_top_k,
-                    options.beam_size,
-                    boost[0] if boost else None,
-                    options.lexicon.alternative_penalty,
+                    drafts, self.tokenizer, self.ctc.alphabet, self.prompt.eos_id, options.draft_bonus, options.ctc_top_k, options.beam_size,
+                    boost[0] if boost else None, options.lexicon.alternative_penalty,
                 )
             )
         elif self._fuse_ctc(options):  # last: it reads the others' scores
@@ -521,12 +489,7 @@ class AcLLM(nn.Module):
             terms = options.draft_terms if options.draft_terms is not None else tuple(context.hotwords)
             words = self.lexicon_search(terms, options.lexicon).decode_with_alternatives(chunk, context.hotwords)
             heard = heard_spans(context.hotwords, chunk, self.ctc.encode, options.lexicon.open_score)
-            drafts.append(
-                [
-                    None if any(a <= last and first <= b for a, b in heard) else w if len(w) > 1 else w[0]
-                    for w, first, last in words
-                ]
-            )
+            drafts.append([None if any(a <= last and first <= b for a, b in heard) else w if len(w) > 1 else w[0] for w, first, last in words])
         return drafts
 
     def lexicon_search(self, hotwords: tuple[str, ...], options: LexiconOptions) -> LexiconSearch:
@@ -562,19 +525,8 @@ class AcLLM(nn.Module):
 
     def _can_draft(self, options: DecodingOptions, contexts: list[PromptContext]) -> bool:
         """Whether verifying the token-CTC draft gives exactly what generate() would (plain greedy, no joint decoding)."""
-        plain_greedy = (
-            options.beam_size == 1
-            and options.temperature == 0
-            and options.repetition_penalty == 1.0
-            and not options.no_repeat_ngram_size
-        )
-        return (
-            options.ctc_draft
-            and plain_greedy
-            and not self._joint(options, contexts)
-            and self.config.token_ctc_weight > 0
-            and not options.ctc_weight
-        )
+        plain_greedy = options.beam_size == 1 and options.temperature == 0 and options.repetition_penalty == 1.0 and not options.no_repeat_ngram_size
+        return options.ctc_draft and plain_greedy and not self._joint(options, contexts) and self.config.token_ctc_weight > 0 and not options.ctc_weight
 
     def _fuse_ctc(self, options: DecodingOptions) -> bool:
         """Whether to decode jointly with the token CTC (a model trained without one has only an untrained head)."""
@@ -589,13 +541,8 @@ class AcLLM(nn.Module):
         return CTCPrefixFusion(scorers, options.ctc_weight, self.prompt.eos_id, options.ctc_top_k, options.beam_size, hotwords)
 
     def _verify_drafts(
-        self,
-        inputs: ModelInputs,
-        audio: AudioEncoding,
-        contexts: list[PromptContext],
-        options: DecodingOptions,
-        duration_s: float,
-        should_stop: Callable[[], bool] | None,
+        self, inputs: ModelInputs, audio: AudioEncoding, contexts: list[PromptContext], options: DecodingOptions,
+        duration_s: float, should_stop: Callable[[], bool] | None,
     ) -> list[Hypothesis]:
         """Greedy decoding, one chunk at a time, that accepts the agreeing prefix of its token-CTC draft per LLM pass."""
         spliced = self.splice(inputs, audio)  # (B, L, D), left-padded
@@ -604,13 +551,8 @@ class AcLLM(nn.Module):
         for row, (context, draft) in enumerate(zip(contexts, drafts, strict=True)):
             valid = inputs.attention_mask[row].bool().to(self.device)
             result = greedy_with_draft(
-                self.llm,
-                spliced[row : row + 1, valid],
-                draft,
-                options.max_new_tokens(duration_s),
-                {self.prompt.eos_id},
-                self._hotword_boost([context], options),
-                should_stop,
+                self.llm, spliced[row : row + 1, valid], draft, options.max_new_tokens(duration_s), {self.prompt.eos_id},
+                self._hotword_boost([context], options), should_stop,
             )
             hypotheses.append(self._hypothesis(result.token_ids, step_log_probs=result.log_probs))
         return hypotheses

@@ -95,16 +95,12 @@ class SpeechEncoder(nn.Module):
     seconds) instead of the whole 30 s window; see ``EncoderConfig.window``.
     """
 
-    def __init__(
-        self, whisper: nn.Module, ctc_vocab_size: int, trimmed: bool = False, head_layers: int = 0, head_hidden: int = 384
-    ):
+    def __init__(self, whisper: nn.Module, ctc_vocab_size: int, trimmed: bool = False, head_layers: int = 0, head_hidden: int = 384):
         super().__init__()
         self.whisper = whisper
         d_model = whisper.config.d_model
         # A linear head keeps the parameter names checkpoints saved before the convolutional head existed.
-        self.ctc_head = (
-            ConvCTCHead(d_model, ctc_vocab_size, head_layers, head_hidden) if head_layers else nn.Linear(d_model, ctc_vocab_size)
-        )
+        self.ctc_head = ConvCTCHead(d_model, ctc_vocab_size, head_layers, head_hidden) if head_layers else nn.Linear(d_model, ctc_vocab_size)
         self.trimmed = trimmed
 
     @property

@@ -51,8 +51,6 @@ def _load(model_dir: str | Path | None, runtime: Runtime, allow_untrained: bool)
     if shipped is not None:
         return load_checkpoint(shipped, runtime)
     if not allow_untrained:
-        raise ModelError(
-            f"No trained model found at {SHIPPED_MODEL_DIR}: pass --model DIR or train one with `python -m training`."
-        )
+        raise ModelError(f"No trained model found at {SHIPPED_MODEL_DIR}: pass --model DIR or train one with `python -m training`.")
     log.warning("No trained weights at %s: using an untrained adapter, so the transcript will be noise.", SHIPPED_MODEL_DIR)
     return build_model(default_config(), runtime)

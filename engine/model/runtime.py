@@ -66,9 +66,7 @@ def resolve_runtime(device: str = "auto", quantization: str = "auto") -> Runtime
             quantization = "bf16" if device == "cuda" else "fp32"
     runtime = Runtime(device=device, quantization=quantization)
     if runtime.bitsandbytes and not _bitsandbytes_available():
-        raise DeviceError(
-            f"{quantization.upper()} needs the bitsandbytes package: pip install bitsandbytes, or pick --quantization fp32."
-        )
+        raise DeviceError(f"{quantization.upper()} needs the bitsandbytes package: pip install bitsandbytes, or pick --quantization fp32.")
     if not _can_run(runtime):
         raise DeviceError("This PyTorch build has no CPU int8 matmul (torch._weight_int8pack_mm): pick --quantization fp32.")
     return runtime

@@ -64,9 +64,6 @@ def large_config() -> AcLLMConfig:
     return AcLLMConfig(
         encoder=EncoderConfig(source="hub:openai/whisper-large-v3"),
         adapter=AdapterConfig(stack=5, hidden=4096),
-        llm=LLMConfig(
-            source="hub:Qwen/Qwen2.5-7B-Instruct",
-            lora=LoraConfig(rank=16, alpha=32, dropout=0.05, target_modules=("q_proj", "k_proj", "v_proj", "o_proj")),
-        ),
+        llm=LLMConfig(source="hub:Qwen/Qwen2.5-7B-Instruct", lora=LoraConfig(rank=16, alpha=32, dropout=0.05, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))),
         name="keyscribe-large",
     )

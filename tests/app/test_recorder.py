@@ -149,11 +149,9 @@ def test_a_killed_recording_keeps_all_but_the_last_second(tmp_path):
     with wave.open(str(path)) as header:  # the stdlib reader believes the header's length, so it shows what flushing did
         header_frames = header.getnframes()
     lost_s = (fed - min(len(samples), header_frames)) / RATE
-    print(
-        f"\nkilled after {fed / RATE:.2f} s fed; file holds {len(samples) / RATE:.2f} s, its header "
-        f"{header_frames / RATE:.2f} s; lost {lost_s:.2f} s "
-        f"(flush every {FLUSH_INTERVAL_S} s)"
-    )
+    print(f"\nkilled after {fed / RATE:.2f} s fed; file holds {len(samples) / RATE:.2f} s, its header "
+          f"{header_frames / RATE:.2f} s; lost {lost_s:.2f} s "
+          f"(flush every {FLUSH_INTERVAL_S} s)")
     assert rate == RATE
     assert 0 <= lost_s <= 1.0
     assert np.max(np.abs(samples - sine(0, len(samples)))) <= PCM16_STEP  # what is there is exactly what was fed

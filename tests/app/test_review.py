@@ -93,13 +93,9 @@ def test_double_click_edits_a_segment_and_enter_saves(qtbot, transcript):
     index = panel.model.index(0)
     rect = panel.view.visualRect(index)
     assert rect.height() > 20  # the delegate measured the wrapped text
-    qtbot.mouseClick(
-        panel.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center()
-    )  # a real double-click starts with a press
+    qtbot.mouseClick(panel.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # a real double-click starts with a press
     qtbot.mouseDClick(panel.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    editors = [
-        w for w in panel.view.viewport().findChildren(QPlainTextEdit) if w.objectName() == "segmentEditor" and w.isVisible()
-    ]
+    editors = [w for w in panel.view.viewport().findChildren(QPlainTextEdit) if w.objectName() == "segmentEditor" and w.isVisible()]
     assert len(editors) == 1
     editor = editors[0]
     assert editor.toPlainText() == "Thanks for making time today."

@@ -27,9 +27,7 @@ def test_values_round_trip_through_the_file(tmp_path):
     settings.sync()
     assert ini.is_file()
     again = Settings(open_settings_file(ini))
-    assert again.engine() == EngineSettings(
-        model_dir=tmp_path / "model", device="cpu", quantization="bf16", beam_size=4, language="en"
-    )
+    assert again.engine() == EngineSettings(model_dir=tmp_path / "model", device="cpu", quantization="bf16", beam_size=4, language="en")
     assert again.output_dir == tmp_path / "exports"
     again.model_dir = None
     assert again.model_dir is None

@@ -143,9 +143,7 @@ def test_gui_stays_responsive_while_the_engine_works(qtbot, make_window, tmp_pat
 
 def test_screenshot_mode_renders_the_window(tmp_path):
     out = tmp_path / "shot.png"
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "--screenshot", str(out)], check=False, cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-m", "app", "--screenshot", str(out)], check=False, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     from PySide6.QtGui import QImage
 

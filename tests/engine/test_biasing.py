@@ -51,9 +51,7 @@ def test_a_large_boost_steers_generation_to_the_hotword():
     options = DecodingOptions(hotword_boost=50.0, max_tokens_per_second=4.0, min_new_tokens_cap=3)
     text = model.generate_from_frames(frames, lengths, [context], options)[0].text
     assert text.startswith("zyx")  # a random model never writes this without the bonus
-    plain = model.generate_from_frames(
-        frames, lengths, [context], DecodingOptions(hotword_boost=0.0, max_tokens_per_second=4.0, min_new_tokens_cap=3)
-    )
+    plain = model.generate_from_frames(frames, lengths, [context], DecodingOptions(hotword_boost=0.0, max_tokens_per_second=4.0, min_new_tokens_cap=3))
     assert not plain[0].text.startswith("zyx")
 
 

@@ -18,9 +18,7 @@ from engine.model.tiny import tiny_config
 
 def keyscribe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
-    )
+    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +63,7 @@ def test_transcribe_writes_files_with_context(tiny_model, long_audio, tmp_path):
     # A random model may write no words, so the formats with headers are the ones checked for content.
     assert (tmp_path / "out" / "meeting.vtt").read_text().startswith("WEBVTT")
     assert (tmp_path / "out" / "meeting.docx").read_bytes()[:2] == b"PK"  # a zip container
-    plain = keyscribe(
-        "transcribe",
-        long_audio,
-        "--model",
-        tiny_model,
-        "--hotwords",
-        hotwords,
-        "--no-hotword-correction",
-        "--format",
-        "json",
-        "--quiet",
-    )
+    plain = keyscribe("transcribe", long_audio, "--model", tiny_model, "--hotwords", hotwords, "--no-hotword-correction", "--format", "json", "--quiet")
     assert plain.returncode == 0, plain.stderr
     assert set(json.loads(plain.stdout)) >= {"text", "segments"}
 

@@ -91,9 +91,7 @@ def test_a_listed_term_written_twice_in_a_row_keeps_one_copy_if_the_audio_holds_
     fixed = correct_hotwords("Recorded in Hengelo, Hengelo, Hengelo.", audio, ["Hengelo"], CTC)
     assert fixed == "Recorded in Hengelo."
     # a distractor the boost wrote twice, even one that was not spotted at all
-    assert (
-        correct_hotwords("Thanks, Iawa Iawa.", heard("thanks gilles"), ["Iawa", "Nowak"], CTC, min_score=0.5) == "Thanks, Iawa."
-    )
+    assert correct_hotwords("Thanks, Iawa Iawa.", heard("thanks gilles"), ["Iawa", "Nowak"], CTC, min_score=0.5) == "Thanks, Iawa."
     # said twice: both stay
     assert correct_hotwords("Hengelo, Hengelo.", heard("hengelo hengelo"), ["Hengelo"], CTC) == "Hengelo, Hengelo."
 

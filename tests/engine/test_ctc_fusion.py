@@ -141,9 +141,7 @@ def test_the_model_fuses_one_scorer_per_decoded_row(runtime_cpu, beam_size, monk
 
     model = build_model(dataclasses.replace(tiny_config(), token_ctc_weight=1.0), runtime_cpu)
     rng = np.random.default_rng(0)
-    frames, lengths = model.encode_frames(
-        model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 40000)])
-    )
+    frames, lengths = model.encode_frames(model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 40000)]))
     made = []
     original = ctc_fusion.CTCPrefixFusion.__init__
 
@@ -181,9 +179,7 @@ def test_a_token_the_hotword_boost_rewards_never_loses_to_the_ctc():
         last_boost = torch.tensor([[0.0, 0.0, 3.0, 0.0]])
 
     scores = torch.log(torch.tensor([[0.3, 0.3, 0.3, 0.1]]))
-    plain = CTCPrefixFusion([CTCPrefixScorer.from_log_probs(ctc)], weight=0.5, eos_id=3, top_k=4)(
-        torch.zeros((1, 0), dtype=torch.long), scores
-    )
+    plain = CTCPrefixFusion([CTCPrefixScorer.from_log_probs(ctc)], weight=0.5, eos_id=3, top_k=4)(torch.zeros((1, 0), dtype=torch.long), scores)
     guarded = CTCPrefixFusion([CTCPrefixScorer.from_log_probs(ctc)], weight=0.5, eos_id=3, top_k=4, hotwords=Boost())(
         torch.zeros((1, 0), dtype=torch.long), scores
     )

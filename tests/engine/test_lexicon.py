@@ -100,9 +100,7 @@ def test_aligned_position_counts_the_draft_words_covered():
     assert aligned_position(("thank", "you", "wolfgang"), ("thank", "you", "will", "go", "home")) == 3
 
 
-def greedy_with(
-    processor: FollowDraft, tokenizer, eos_id: int, noise: float, forced: dict[int, str] | None = None, steps: int = 80
-) -> str:
+def greedy_with(processor: FollowDraft, tokenizer, eos_id: int, noise: float, forced: dict[int, str] | None = None, steps: int = 80) -> str:
     """Greedy decoding by a stand-in LLM whose scores are random noise; ``forced`` writes a text at a step."""
     generator = torch.Generator().manual_seed(0)
     ids: list[int] = []
@@ -176,9 +174,7 @@ def test_the_model_writes_its_draft_and_reports_the_llms_own_confidence(runtime_
     # The random tiny LLM never believed these bytes: its own mean log-probability, not the bonus's ≈ 0.
     assert all(h.avg_logprob < -1.0 for h in hyps), [h.avg_logprob for h in hyps]
     # Without the draft the same model writes something else.
-    plain = model.generate_from_frames(
-        frames, lengths, [PromptContext(), PromptContext()], DecodingOptions(draft_bonus=0.0, min_new_tokens_cap=48)
-    )
+    plain = model.generate_from_frames(frames, lengths, [PromptContext(), PromptContext()], DecodingOptions(draft_bonus=0.0, min_new_tokens_cap=48))
     assert [words_of(h.text, alphabet) for h in plain] != [["press", "one"], ["press", "two", "to", "stay"]]
     # A chunk with hotwords is decoded without its draft (the other keeps its own), unless asked for.
     listed = [PromptContext(), PromptContext(hotwords=("Zanzibar",))]
@@ -186,9 +182,7 @@ def test_the_model_writes_its_draft_and_reports_the_llms_own_confidence(runtime_
     assert words_of(mixed[0].text, alphabet) == ["press", "one"]
     assert mixed[1].text == plain[1].text or words_of(mixed[1].text, alphabet) != ["press", "two", "to", "stay"]
     # A chunk whose share of the job's list is empty is not drafted either: the correction puts names in there.
-    assert model._lexicon_drafts(
-        frames, lengths, [PromptContext()] * 2, dataclasses.replace(options, draft_terms=("Zanzibar",))
-    ) == [None, None]
+    assert model._lexicon_drafts(frames, lengths, [PromptContext()] * 2, dataclasses.replace(options, draft_terms=("Zanzibar",))) == [None, None]
     drafts = model._lexicon_drafts(frames, lengths, listed, dataclasses.replace(options, draft_with_hotwords=True))
     assert drafts == [["press", "one"], ["press", "two", "to", "stay"]]  # "zanzibar" is heard nowhere: nothing left open
     # The word LM travels with the checkpoint.
@@ -203,6 +197,8 @@ def test_bad_draft_settings_are_refused_with_what_to_change():
         DecodingOptions(draft_bonus=-1.0)
     with pytest.raises(ValueError, match="beam size"):
         LexiconOptions(beam_size=0)
+
+
 
 
 def test_a_listed_term_the_llm_has_begun_is_finished_and_the_draft_resumes_after_it():
@@ -275,14 +271,7 @@ def test_an_open_slot_is_left_to_the_llm_and_the_draft_resumes_after_it():
             ids.append(chosen)
         return tokenizer.decode(ids)
 
-    assert words_of(decode(["thank", "you", "our", "again", "let's", "go"]), ALPHABET) == [
-        "thank",
-        "you",
-        "our",
-        "again",
-        "let's",
-        "go",
-    ]
+    assert words_of(decode(["thank", "you", "our", "again", "let's", "go"]), ALPHABET) == ["thank", "you", "our", "again", "let's", "go"]
     assert words_of(decode(["thank", "you", None, None, "let's", "go"]), ALPHABET) == ["thank", "you", "hourigan", "let's", "go"]
 
 
@@ -295,9 +284,7 @@ def test_a_close_second_reading_of_a_word_becomes_its_alternative():
     # With no gap, or a sure letter, each word stands alone.
     alone = LexiconSearch(small_lm(), ALPHABET, LexiconOptions(alternative_gap=0.0)).decode_with_alternatives(spelled)
     assert [choices for choices, _, _ in alone] == [("the",), ("cat",)]
-    sure = LexiconSearch(small_lm(), ALPHABET, LexiconOptions(alternative_gap=8.0)).decode_with_alternatives(
-        emissions(list("the cat"))
-    )
+    sure = LexiconSearch(small_lm(), ALPHABET, LexiconOptions(alternative_gap=8.0)).decode_with_alternatives(emissions(list("the cat")))
     assert [choices for choices, _, _ in sure] == [("the",), ("cat",)]
 
 

@@ -262,9 +262,7 @@ def test_few_rows_linear_computes_what_nn_linear_does(bias):
     assert layer.state_dict().keys() == keys  # checkpoints still load
     threads = torch.get_num_threads()
     try:
-        for shape, n_threads in itertools.product(
-            [(1, 48), (3, 7, 48), (FEW_ROWS + 1, 48)], [1, 2]
-        ):  # decoding rows, a batch, a prompt
+        for shape, n_threads in itertools.product([(1, 48), (3, 7, 48), (FEW_ROWS + 1, 48)], [1, 2]):  # decoding rows, a batch, a prompt
             torch.set_num_threads(n_threads)  # W·xᵀ runs only with more than one thread
             x = torch.randn(*shape)
             expected = torch.nn.functional.linear(x, layer.weight, layer.bias)

@@ -117,13 +117,9 @@ def test_the_model_decodes_the_same_with_and_without_its_draft(runtime_cpu):
 
     model = build_model(dataclasses.replace(tiny_config(), token_ctc_weight=1.0), runtime_cpu)
     rng = np.random.default_rng(0)
-    frames, lengths = model.encode_frames(
-        model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (24000, 56000)])
-    )
+    frames, lengths = model.encode_frames(model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (24000, 56000)]))
     contexts = [PromptContext(hotwords=("Zanzibar",)), PromptContext()]
-    options = DecodingOptions(
-        min_new_tokens_cap=24, ctc_draft=True, context_weight=1.0, ctc_weight=0.0
-    )  # plain greedy: one stream, no CTC fusion
+    options = DecodingOptions(min_new_tokens_cap=24, ctc_draft=True, context_weight=1.0, ctc_weight=0.0)  # plain greedy: one stream, no CTC fusion
     assert model._can_draft(options, contexts)
     drafted = model.generate_from_frames(frames, lengths, contexts, options)
     plain = model.generate_from_frames(frames, lengths, contexts, dataclasses.replace(options, ctc_draft=False))
@@ -143,9 +139,7 @@ def test_joint_context_decoding_keeps_one_result_per_chunk(runtime_cpu):
 
     model = build_model(tiny_config(), runtime_cpu)
     rng = np.random.default_rng(1)
-    frames, lengths = model.encode_frames(
-        model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (24000, 40000)])
-    )
+    frames, lengths = model.encode_frames(model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (24000, 40000)]))
     contexts = [PromptContext(meeting="Board meeting", hotwords=("Zanzibar",))] * 2
     for beam in (1, 3):
         base = DecodingOptions(beam_size=beam, hotword_boost=0.0)

@@ -109,9 +109,7 @@ def test_cancel_stops_before_the_next_batch(tmp_path, batch_size):
         cancel.set()
 
     with pytest.raises(Cancelled):
-        Transcriber(FakeModel(), TranscribeOptions(segment=None, batch_size=batch_size)).transcribe(
-            path, on_segment=on_segment, cancel=cancel
-        )
+        Transcriber(FakeModel(), TranscribeOptions(segment=None, batch_size=batch_size)).transcribe(path, on_segment=on_segment, cancel=cancel)
     assert len(seen) == batch_size  # the batch that was decoding finishes; the next one never starts
 
 
@@ -168,17 +166,13 @@ def test_a_listed_term_the_ctc_hears_is_written_over_the_llms_guess(tmp_path):
 
     path = _tone_file(tmp_path, 10.0)
     context = PromptContext(hotwords=("Novartis", "Raghunathan"))
-    fixed = Transcriber(MishearingModel(first_pass="doctor ragunathan joins us"), TranscribeOptions(segment=None)).transcribe(
-        path, context
-    )
+    fixed = Transcriber(MishearingModel(first_pass="doctor ragunathan joins us"), TranscribeOptions(segment=None)).transcribe(path, context)
     assert fixed.segments[0].text == "Doctor Raghunathan joins us."
     assert [w.text for w in fixed.segments[0].words] == ["Doctor", "Raghunathan", "joins", "us."]  # aligned after the fix
     off = TranscribeOptions(segment=None, decoding=replace(DecodingOptions(), hotword_correction=False))
     as_written = Transcriber(MishearingModel(first_pass="doctor ragunathan joins us"), off).transcribe(path, context)
     assert as_written.segments[0].text == "Doctor Regan joins us."
-    no_list = Transcriber(MishearingModel(first_pass="doctor ragunathan joins us"), TranscribeOptions(segment=None)).transcribe(
-        path
-    )
+    no_list = Transcriber(MishearingModel(first_pass="doctor ragunathan joins us"), TranscribeOptions(segment=None)).transcribe(path)
     assert no_list.segments[0].text == "Doctor Regan joins us."
 
 

@@ -31,7 +31,9 @@ from engine.transcript import Segment, Transcript, Word
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _words_for(text: str, start_s: float, seconds_per_word: float, gap_s: float = 0.0) -> tuple[Word, ...]:
+def _words_for(
+    text: str, start_s: float, seconds_per_word: float, gap_s: float = 0.0
+) -> tuple[Word, ...]:
     """Whisper-style words (leading spaces) laid out one after another."""
     words = []
     time_s = start_s
@@ -53,7 +55,9 @@ def interview() -> Transcript:
     """An interview with timed words, untimed text, an empty segment, unicode and a long segment."""
     return Transcript(
         segments=(
-            Segment(0.0, 2.5, " Hello and welcome.", _words_for("Hello and welcome.", 0.2, 0.6), -0.2),
+            Segment(
+                0.0, 2.5, " Hello and welcome.", _words_for("Hello and welcome.", 0.2, 0.6), -0.2
+            ),
             Segment(2.5, 5.0, "Thanks for having me. ", avg_logprob=-0.4),
             Segment(5.0, 5.5, "   "),
             Segment(5.5, 9.0, "Café, naïve — 東京で会いましょう 🎙️"),
@@ -73,7 +77,9 @@ def _compact(text: str) -> list[str]:
 def _assert_cue_times_ordered(times: list[tuple[float, float]]) -> None:
     previous_end_s = 0.0
     for start_s, end_s in times:
-        assert start_s >= previous_end_s - 1e-3, f"cue starting at {start_s} overlaps the one before"
+        assert start_s >= previous_end_s - 1e-3, (
+            f"cue starting at {start_s} overlaps the one before"
+        )
         assert end_s >= start_s
         previous_end_s = end_s
 
@@ -230,7 +236,10 @@ def test_vtt_parses_and_keeps_text_and_time_order(interview, tmp_path):
     recovered = " ".join(html.unescape(c.text) for c in captions)
     assert _compact(recovered) == _compact(interview.text)
     assert "Bye & <thanks> --> see you." in recovered
-    times_s = [(c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000) for c in captions]
+    times_s = [
+        (c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000)
+        for c in captions
+    ]
     _assert_cue_times_ordered(times_s)
     assert times_s[-1] == (3725.0, 3727.25)
 
@@ -271,7 +280,9 @@ def test_txt_has_one_line_per_segment_optionally_timestamped(interview, tmp_path
     assert lines[:2] == ["Hello and welcome.", "Thanks for having me."]
     assert len(lines) == 5 and _compact(plain) == _compact(interview.text)
 
-    stamped = export(interview, tmp_path / "stamped.txt", timestamps=True).read_text(encoding="utf-8")
+    stamped = export(interview, tmp_path / "stamped.txt", timestamps=True).read_text(
+        encoding="utf-8"
+    )
     stamped_lines = stamped.splitlines()
     assert stamped_lines[0] == "[00:00:00] Hello and welcome."
     assert stamped_lines[2] == "[00:00:05] Café, naïve — 東京で会いましょう 🎙️"
@@ -353,7 +364,9 @@ def test_a_word_longer_than_a_line_is_broken_to_fit():
 
 
 def test_overlapping_segments_give_non_overlapping_cues(tmp_path):
-    transcript = Transcript((Segment(0.0, 3.0, "first part"), Segment(2.5, 5.0, "second part")), duration_s=5.0)
+    transcript = Transcript(
+        (Segment(0.0, 3.0, "first part"), Segment(2.5, 5.0, "second part")), duration_s=5.0
+    )
     cues = subtitle_cues(transcript)
     assert [(c.start_s, c.end_s) for c in cues] == [(0.0, 3.0), (3.0, 5.0)]
     subtitles = list(srt.parse(export(transcript, tmp_path / "o.srt").read_text(encoding="utf-8")))
@@ -362,11 +375,15 @@ def test_overlapping_segments_give_non_overlapping_cues(tmp_path):
 
 def test_subtitle_file_of_a_long_segment_respects_cue_limits(tmp_path):
     transcript = Transcript((Segment(0.0, 25.0, LONG_TEXT * 2),), duration_s=25.0)
-    subtitles = list(srt.parse(export(transcript, tmp_path / "long.srt").read_text(encoding="utf-8")))
+    subtitles = list(
+        srt.parse(export(transcript, tmp_path / "long.srt").read_text(encoding="utf-8"))
+    )
     assert len(subtitles) > 2
     for subtitle in subtitles:
         lines = subtitle.content.split("\n")
-        assert len(lines) <= MAX_LINES_PER_CUE and all(len(line) <= MAX_LINE_CHARS for line in lines)
+        assert len(lines) <= MAX_LINES_PER_CUE and all(
+            len(line) <= MAX_LINE_CHARS for line in lines
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -388,7 +405,9 @@ def test_format_comes_from_the_suffix_case_insensitively(interview, tmp_path):
         ("talk", None, "no file extension"),
     ],
 )
-def test_unknown_format_is_a_clear_error_and_writes_nothing(interview, tmp_path, name, fmt, message):
+def test_unknown_format_is_a_clear_error_and_writes_nothing(
+    interview, tmp_path, name, fmt, message
+):
     with pytest.raises(ValueError, match=message):
         export(interview, tmp_path / name, fmt=fmt)
     assert list(tmp_path.iterdir()) == []
@@ -399,7 +418,9 @@ def test_missing_folder_is_a_clear_error(interview, tmp_path):
         export(interview, tmp_path / "nowhere" / "talk.txt")
 
 
-def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(interview, tmp_path, monkeypatch):
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(
+    interview, tmp_path, monkeypatch
+):
     path = tmp_path / "talk.txt"
     path.write_text("previous export\n", encoding="utf-8")
 

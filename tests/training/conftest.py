@@ -20,9 +20,8 @@ def chord_utterances(root: Path, hotwords: dict[str, tuple[str, ...]] | None = N
         t = np.arange(int(1.2 * 16000)) / 16000
         samples = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (200 + 90 * i, 700 + 130 * i)).astype(np.float32)
         sf.write(root / f"u{i}.flac", samples, 16000)
-        utterances.append(
-            Utterance(id=f"u{i}", audio=root / f"u{i}.flac", text=text, duration_s=1.2, hotwords=(hotwords or {}).get(text, ()))
-        )
+        utterances.append(Utterance(id=f"u{i}", audio=root / f"u{i}.flac", text=text, duration_s=1.2,
+                                    hotwords=(hotwords or {}).get(text, ())))
     return utterances
 
 

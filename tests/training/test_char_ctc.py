@@ -67,10 +67,7 @@ def test_only_the_head_changes(run, start):
     before = load_file(start / "trained.safetensors")
     after = load_file(Path(run.config.out_dir) / "last" / "trained.safetensors")
     heads = {k for k in after if k.startswith("encoder.ctc_head.")}
-    assert heads and {k for k in before if k.startswith("encoder.ctc_head.")} == {
-        "encoder.ctc_head.weight",
-        "encoder.ctc_head.bias",
-    }
+    assert heads and {k for k in before if k.startswith("encoder.ctc_head.")} == {"encoder.ctc_head.weight", "encoder.ctc_head.bias"}
     assert any(k.startswith("encoder.ctc_head.expand.") for k in heads)
     for name in set(after) - heads:
         assert torch.equal(before[name], after[name]), name

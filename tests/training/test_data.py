@@ -102,7 +102,7 @@ def test_manifest_rejects_bad_records_naming_the_line(tmp_path, record, message)
 def test_clean_asterisk_text_spells_what_is_said_and_drops_the_rest():
     assert clean_asterisk_text("Press 1 to mute, or 8 to exit.") == "Press one to mute, or eight to exit."
     assert clean_asterisk_text("press * for help or # to exit") == "press star for help or pound to exit"
-    assert clean_asterisk_text('IAX (note: does not say "2")') == "IAX"
+    assert clean_asterisk_text("IAX (note: does not say \"2\")") == "IAX"
     assert clean_asterisk_text("[this is a simple beep tone]") is None
     assert clean_asterisk_text("(10 seconds of silence)") is None
     assert clean_asterisk_text("dial extension 8500 now") is None  # "eight five hundred" or "eight thousand..."?
@@ -239,7 +239,6 @@ def test_every_augmentation_keeps_length_and_finite_values(tmp_path, speechlike)
 def test_augmentation_plans_are_reproducible():
     def draw(seed):
         return [augment.plan_augmentation(random.Random(seed), augment.TRAIN, ["a", "b", "c"]) for _ in range(5)]
-
     assert draw(1) == draw(1)
     assert draw(1) != draw(2)
 
@@ -258,16 +257,9 @@ def _needs(*binaries):
 
 
 def _plan(tmp_path, seed):
-    return plan_tts_corpus(
-        seed,
-        train_hours=1.0,
-        dev_utterances=2,
-        train_voices=(FLITE, ESPEAK),
-        dev_voices=(HELD_OUT,),
-        fortune_share=0.3,
-        fortune_dir=_write_fortunes(tmp_path / f"f{seed}"),
-        max_train_utterances=4,
-    )
+    return plan_tts_corpus(seed, train_hours=1.0, dev_utterances=2, train_voices=(FLITE, ESPEAK),
+                           dev_voices=(HELD_OUT,), fortune_share=0.3, fortune_dir=_write_fortunes(tmp_path / f"f{seed}"),
+                           max_train_utterances=4)
 
 
 def test_tts_plan_is_deterministic_and_keeps_dev_apart(tmp_path):
@@ -323,14 +315,8 @@ def test_tts_plan_does_not_depend_on_the_process(tmp_path):
     digests = set()
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        result = subprocess.run(
-            [sys.executable, "-c", _PLAN_DIGEST, str(fortunes)],
-            env=env,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        result = subprocess.run([sys.executable, "-c", _PLAN_DIGEST, str(fortunes)], env=env, cwd=REPO_ROOT,
+                                capture_output=True, text=True, check=True)
         digests.add(result.stdout.strip())
     assert len(digests) == 1
 
@@ -368,31 +354,10 @@ def test_build_cli_writes_all_manifests(tmp_path, capsys):
     _needs("flite", "espeak-ng")
     sounds, transcripts = _fake_asterisk(tmp_path)
     out = tmp_path / "data"
-    code = cli_main(
-        [
-            "build",
-            "--out",
-            str(out),
-            "--tts-hours",
-            "0.003",
-            "--dev-tts-utterances",
-            "2",
-            "--jobs",
-            "1",
-            "--asterisk-sounds",
-            str(sounds),
-            "--asterisk-transcripts",
-            str(transcripts),
-            "--engines",
-            "flite,espeak",
-            "--fortunes",
-            str(_write_fortunes(tmp_path / "fortunes")),
-            "--name-hours",
-            "0.002",
-            "--dev-names-utterances",
-            "2",
-        ]
-    )
+    code = cli_main(["build", "--out", str(out), "--tts-hours", "0.003", "--dev-tts-utterances", "2",
+                     "--jobs", "1", "--asterisk-sounds", str(sounds), "--asterisk-transcripts", str(transcripts),
+                     "--engines", "flite,espeak", "--fortunes", str(_write_fortunes(tmp_path / "fortunes")),
+                     "--name-hours", "0.002", "--dev-names-utterances", "2"])
     assert code == 0
     printed = capsys.readouterr().out
     for name in ("asterisk-train", "asterisk-dev", "tts-train", "dev-tts", "dev-noisy", "tts-names", "dev-names"):

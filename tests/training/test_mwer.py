@@ -127,9 +127,7 @@ def test_sequence_log_probs_score_what_decoding_and_training_score(mwer_run):
     model, utterances = state.model, state.train
     frames, lengths = _frames(state, utterances)
     contexts = [PromptContext()] * len(utterances)
-    greedy = model.generate_from_frames(
-        frames, lengths, contexts, DecodingOptions(ctc_weight=0.0)
-    )  # the LLM's own scores, no CTC fusion
+    greedy = model.generate_from_frames(frames, lengths, contexts, DecodingOptions(ctc_weight=0.0))  # the LLM's own scores, no CTC fusion
     with torch.no_grad():
         scored = model.sequence_log_probs(frames, lengths, contexts, [[*h.token_ids, model.prompt.eos_id] for h in greedy])
     # the decoder's mean log-prob covers the transcript tokens and the end token

@@ -26,20 +26,10 @@ def _run_sft(manifest: Path, out: Path, steps: int, **overrides):
 
 def test_alignment_stage_trains_token_ctc_without_the_llm(tiny_manifest, tmp_path):
     # A dev set whose words the training transcripts never use: evaluation must not need token targets.
-    dev = [
-        Utterance(id=f"d{i}", audio=tiny_manifest.parent / f"u{i}.flac", text="quixotic zephyr", duration_s=1.2) for i in range(2)
-    ]
+    dev = [Utterance(id=f"d{i}", audio=tiny_manifest.parent / f"u{i}.flac", text="quixotic zephyr", duration_s=1.2) for i in range(2)]
     out = tmp_path / "run"
-    state = _run_sft(
-        tiny_manifest,
-        out,
-        steps=5,
-        token_ctc_weight=1.0,
-        align_steps=40,
-        align_batch_size=6,
-        align_lr=3e-2,
-        dev_manifests=(str(write_manifest(tmp_path / "dev.jsonl", dev)), str(tiny_manifest)),
-    )
+    state = _run_sft(tiny_manifest, out, steps=5, token_ctc_weight=1.0, align_steps=40, align_batch_size=6, align_lr=3e-2,
+                     dev_manifests=(str(write_manifest(tmp_path / "dev.jsonl", dev)), str(tiny_manifest)))
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     align = [r for r in records if "loss" in r and r["step"] <= 40]
     llm = [r for r in records if "loss" in r and r["step"] > 40]
@@ -147,9 +137,7 @@ def test_encoder_cache_key_tells_the_windows_apart(tiny_manifest):
     config = tiny_config()
     runtime = Runtime(device="cpu", quantization="fp32")
     trimmed = build_model(config, runtime, seed=0)
-    padded = build_model(
-        dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, window="padded")), runtime, seed=0
-    )
+    padded = build_model(dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, window="padded")), runtime, seed=0)
     assert cache_key(padded, tiny_manifest) != cache_key(trimmed, tiny_manifest)
     assert cache_key(trimmed, tiny_manifest) == cache_key(build_model(config, runtime, seed=0), tiny_manifest)
 
@@ -174,19 +162,8 @@ def test_every_stage_has_tiny_default_and_large_presets_and_the_large_ones_chain
     from training.recipes.word_lm import WordLMConfig
 
     configs = Path(__file__).resolve().parents[2] / "training/configs"
-    kinds = {
-        "ssl": SSLConfig,
-        "sft": SFTConfig,
-        "context-sft": ContextSFTConfig,
-        "mwer": MWERConfig,
-        "char-ctc": CharCTCConfig,
-        "word-lm": WordLMConfig,
-    }
-    loaded = {
-        (stage, preset): load_config(kind, configs / f"{stage}-{preset}.yaml")
-        for stage, kind in kinds.items()
-        for preset in ("tiny", "default", "large")
-    }
+    kinds = {"ssl": SSLConfig, "sft": SFTConfig, "context-sft": ContextSFTConfig, "mwer": MWERConfig, "char-ctc": CharCTCConfig, "word-lm": WordLMConfig}
+    loaded = {(stage, preset): load_config(kind, configs / f"{stage}-{preset}.yaml") for stage, kind in kinds.items() for preset in ("tiny", "default", "large")}
     assert {path.stem for path in configs.glob("*.yaml")} == {f"{stage}-{preset}" for stage, preset in loaded}
     ssl, sft, context, mwer, char_ctc, word_lm = (loaded[stage, "large"] for stage in kinds)
     assert ssl.encoder_config().source == "hub:openai/whisper-large-v3" and ssl.bf16

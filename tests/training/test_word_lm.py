@@ -16,9 +16,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "resources" / "models" / "defaul
 
 
 def write_manifest(path: Path, texts: list[str]) -> Path:
-    lines = [
-        json.dumps({"id": f"{path.stem}-{i}", "audio": f"{i}.flac", "text": t, "duration_s": 2.0}) for i, t in enumerate(texts)
-    ]
+    lines = [json.dumps({"id": f"{path.stem}-{i}", "audio": f"{i}.flac", "text": t, "duration_s": 2.0}) for i, t in enumerate(texts)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -28,14 +26,8 @@ def test_the_stage_writes_a_model_folder_with_an_lm_that_never_read_a_dev_senten
     shutil.copytree(SHIPPED, model, ignore=shutil.ignore_patterns(WORD_LM_FILE))
     train = write_manifest(tmp_path / "train.jsonl", ["Press one to leave.", "Press two to stay.", "The pound key, please."])
     dev = write_manifest(tmp_path / "dev.jsonl", ["Press two to stay!"])
-    config = word_lm.WordLMConfig(
-        init_from=str(model),
-        train_manifests=(str(train),),
-        dev_manifests=(str(dev),),
-        out_dir=str(tmp_path / "run"),
-        general_words=0,
-        frequency_share=0.0,
-    )
+    config = word_lm.WordLMConfig(init_from=str(model), train_manifests=(str(train),), dev_manifests=(str(dev),),
+                                  out_dir=str(tmp_path / "run"), general_words=0, frequency_share=0.0)
     state = word_lm.train(word_lm.setup(config))
     assert state.dropped == 1  # the dev sentence, though punctuated differently
     out = tmp_path / "run" / "best"
