@@ -89,6 +89,9 @@ class FollowDraft(LogitsProcessor):
         if bonus < 0:
             raise ValueError(f"the draft bonus must be ≥ 0, got {bonus}")
         self.drafts = [tuple(None if slot is None else _choices(slot) for slot in draft) for draft in drafts]
+        # Each draft with every word's first reading alone, or None for a draft without alternatives.
+        firsts = [tuple(slot and slot[:1] for slot in draft) for draft in self.drafts]
+        self._firsts = [first if first != draft else None for first, draft in zip(firsts, self.drafts, strict=True)]
         self.tokenizer, self.alphabet, self.alternative_penalty = tokenizer, alphabet, alternative_penalty
         self.eos_id, self.bonus, self.top_k, self.num_beams = eos_id, bonus, top_k, num_beams
         self._pieces: dict[int, str] = {}
@@ -137,21 +140,23 @@ class FollowDraft(LogitsProcessor):
         for row, generated in enumerate(input_ids.tolist()):
             if self.eos_id in generated:
                 continue
-            draft = tuple(self.drafts[row // self.num_beams])
+            draft, first_readings = self.drafts[row // self.num_beams], self._firsts[row // self.num_beams]
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
             words = words_of(text, self.alphabet)
             # A token never ends with the space that closes its word, so the last word may go on.
             partial = words[-1] if words and not self._is_break(text[-1]) else ""
             complete = words[:-1] if partial else words
             in_word = bool(partial)
-            remaining = list(draft[aligned_position(tuple(complete), draft) :])
+            start = aligned_position(tuple(complete), draft)
+            remaining = list(draft[start:])
             breaks_only = False
             if remaining and remaining[0] is None:  # an open slot: a listed term was heard here, the LLM writes it
                 continue
             if partial and not (remaining and any(word.startswith(partial) for word in remaining[0])):
                 # The word being written is off the draft (a substitution): only a word break may follow it,
                 # and the draft resumes after the word it stands for.
-                remaining = list(draft[aligned_position((*complete, partial), draft) :])
+                start = aligned_position((*complete, partial), draft)
+                remaining = list(draft[start:])
                 partial, breaks_only = "", True
                 if remaining and remaining[0] is None:
                     continue
@@ -168,7 +173,7 @@ class FollowDraft(LogitsProcessor):
                 going_on = (boost > 0).nonzero().flatten().tolist()
                 scores[row, going_on] += self.bonus
                 candidates -= set(going_on)
-            firsts = [slot and slot[:1] for slot in remaining]  # the draft with each word's first reading alone
+            firsts = list(first_readings[start:]) if first_readings is not None else remaining
             for token in candidates:
                 if breaks_only and token != self.eos_id and not self._is_break(self._piece(token)[:1] or "a"):
                     continue

@@ -314,11 +314,12 @@ def _flashlight_lm(lm: WordLM, vocabulary: list[str], history: bool = False):
             self._word_of = {self._start: SENTENCE_START}
             self.boosted: set[str] = set()  # this chunk's hotword words, and their bonus (nats)
             self.bonus = 0.0
+            self._scores: dict[tuple[str, int], float] = {}  # the chunk's bigram scores: the beam asks again and again
 
         def start(self, start_with_nothing: bool):
             self._start = LMState()
             self._word_of = {self._start: SENTENCE_START}
-            self._scores: dict[tuple[str, int], float] = {}  # the chunk's bigram scores: the beam asks again and again
+            self._scores = {}
             return self._start
 
         def score(self, state, index: int):
