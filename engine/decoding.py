@@ -80,6 +80,23 @@ class DecodingOptions:
     # 60.8 / 52.8 / 52.3 / 52.2%, against 44.5% and 63.2% with the token-CTC fusion alone. The LLM holds its own
     # words firmly: below 20 it overrides the draft where the draft is right.
     draft_bonus: float = 30.0
+    # Greedy decoding with a lexicon draft checks the draft's next words in one LLM pass per block
+    # (engine.speculative.batch_greedy_with_proposals): the same tokens as step-by-step decoding, in fewer passes.
+    # Nats less bonus for a hyphen that joins two draft words. With the bonus alone the LLM often fell into chains
+    # like "The Degree-Of-Technical-Confidence-Is-Inversely-Proportional": on dev-tts 40-139 (/root/ks-scratch/s17/hyph.py,
+    # shipped weights) the text had 103 word-hyphen-word joins where the references have 18, in 27 of 100 utterances;
+    # at 3 / 6 / 10 / 15 / 30 nats it had 50 / 33 / 15 / 4 / 0, in 18 / 13 / 7 / 1 / 0 utterances with more than
+    # their reference, and the WER stayed within 23.4-23.6%. At 15 the few hyphens left are ones the LLM is sure of.
+    draft_hyphen_penalty: float = 15.0
+    # Greedy decoding with a lexicon draft runs its own loop (engine.speculative.batch_greedy_with_proposals), with the
+    # same tokens as generate(): rows that have finished leave the batch, and each row checks a guess at its next tokens
+    # (the rest of its draft, FollowDraft.proposal) in the same LLM pass. verify_block_tokens bounds rows × guessed tokens
+    # per pass, so guesses are made when few rows are left. Transcribing one 2-minute bench file (shipped weights, one
+    # process, settings alternated, 3 runs each; /root/ks-scratch/s17/abproc.py) took 18.3 s on average with generate(),
+    # 17.5 s with no guesses, 17.4 s at 16, 15.6 s at 48, 17.9 s at 96 and 19.3 s at 160 (a second series: 18.3 s
+    # against 15.8 s at 48).
+    verify_drafts: bool = True
+    verify_block_tokens: int = 48
     lexicon: LexiconOptions = field(default_factory=LexiconOptions)
     # The terms whose words join the drafts' vocabulary: the user's whole hotword list, set once per job
     # (engine.transcribe.chunk_prompts), so one lexicon serves every chunk; None = each chunk's own hotwords.
@@ -116,6 +133,10 @@ class DecodingOptions:
             raise ValueError(f"ctc_top_k must be ≥ 1, got {self.ctc_top_k}")
         if self.draft_bonus < 0:
             raise ValueError(f"draft_bonus must be ≥ 0, got {self.draft_bonus}")
+        if self.draft_hyphen_penalty < 0:
+            raise ValueError(f"draft_hyphen_penalty must be ≥ 0, got {self.draft_hyphen_penalty}")
+        if self.verify_block_tokens < 1:
+            raise ValueError(f"verify_block_tokens must be ≥ 1, got {self.verify_block_tokens}")
         if self.no_repeat_ngram_size < 0:
             raise ValueError(f"no_repeat_ngram_size must be ≥ 0, got {self.no_repeat_ngram_size}")
 
@@ -124,7 +145,7 @@ class DecodingOptions:
         how a fallback retry keeps the user's choice."""
         return replace(
             self, hotword_boost=other.hotword_boost, context_weight=other.context_weight, ctc_weight=other.ctc_weight, ctc_top_k=other.ctc_top_k,
-            draft_bonus=other.draft_bonus, lexicon=other.lexicon, draft_terms=other.draft_terms,
+            draft_bonus=other.draft_bonus, draft_hyphen_penalty=other.draft_hyphen_penalty, lexicon=other.lexicon, draft_terms=other.draft_terms,
             draft_with_hotwords=other.draft_with_hotwords,
         )
 

@@ -24,6 +24,7 @@ from transformers import LogitsProcessor
 from engine.biasing import HotwordBoost
 from engine.lexicon import words_of
 
+HYPHENS = "-‐‑–"  # noqa: RUF001 (the dashes that join words)
 Slot = str | tuple[str, ...] | None  # a draft word, or its alternatives (the lexicon's best first), or None: open
 
 
@@ -75,7 +76,9 @@ class FollowDraft(LogitsProcessor):
     A draft word None is an open slot (a listed term was heard there): the LLM writes it unaided. A draft
     word may be a tuple of alternatives (LexiconSearch.decode_with_alternatives): each of them keeps to the
     draft, and the LLM's own probabilities choose, though a token that keeps only to a word's later readings
-    gets ``alternative_penalty`` nats less bonus (the first is the lexicon search's best).
+    gets ``alternative_penalty`` nats less bonus (the first is the lexicon search's best). A hyphen straight after a
+    word gets ``hyphen_penalty`` nats less: it keeps to the draft's words as a space does, and without a cost the
+    LLM strings whole sentences together with hyphens.
 
     Tokens spelling the draft's next word are added to the candidates even when the LLM ranks them
     lower, so a draft word can win that the LLM alone would never pick. ``num_beams`` rows share a
@@ -84,7 +87,7 @@ class FollowDraft(LogitsProcessor):
 
     def __init__(
         self, drafts: list[list[Slot]], tokenizer, alphabet: str, eos_id: int, bonus: float = 30.0, top_k: int = 8, num_beams: int = 1,
-        hotwords: HotwordBoost | None = None, alternative_penalty: float = 1.0,
+        hotwords: HotwordBoost | None = None, alternative_penalty: float = 1.0, hyphen_penalty: float = 0.0,
     ):
         if bonus < 0:
             raise ValueError(f"the draft bonus must be ≥ 0, got {bonus}")
@@ -93,6 +96,7 @@ class FollowDraft(LogitsProcessor):
         firsts = [tuple(slot and slot[:1] for slot in draft) for draft in self.drafts]
         self._firsts = [first if first != draft else None for first, draft in zip(firsts, self.drafts, strict=True)]
         self.tokenizer, self.alphabet, self.alternative_penalty = tokenizer, alphabet, alternative_penalty
+        self.hyphen_penalty = hyphen_penalty
         self.eos_id, self.bonus, self.top_k, self.num_beams = eos_id, bonus, top_k, num_beams
         self._pieces: dict[int, str] = {}
         # Once the LLM has begun a listed term, the tokens that go on with it get the draft's bonus too, so a
@@ -181,7 +185,36 @@ class FollowDraft(LogitsProcessor):
                     scores[row, token] += self.bonus
                     if firsts != remaining and not self._continues(token, partial, firsts, after_punctuation):
                         scores[row, token] -= self.alternative_penalty
+                    if in_word and self._piece(token)[:1] in HYPHENS:
+                        scores[row, token] -= self.hyphen_penalty
         return scores
+
+    def proposal(self, row: int, generated: list[int], limit: int) -> list[int]:
+        """A guess at the row's next ``limit`` tokens: the rest of its draft as written mid-sentence (first readings,
+        lower case, one space apart), then a full stop and the end token. Speculative verification
+        (engine.speculative.batch_greedy_with_proposals) checks it against the LLM; it constrains nothing.
+        Empty where the LLM is off the draft or at an open slot: there the LLM writes on its own."""
+        if limit <= 0 or self.eos_id in generated:
+            return []
+        draft = self.drafts[row // self.num_beams]
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        words = words_of(text, self.alphabet)
+        partial = words[-1] if words and not self._is_break(text[-1]) else ""
+        remaining = list(draft[aligned_position(tuple(words[:-1] if partial else words), draft) :])
+        guess = ""
+        if partial:
+            if not remaining or remaining[0] is None or not remaining[0][0].startswith(partial):
+                return []
+            guess, remaining = remaining[0][0][len(partial) :], remaining[1:]
+        sentence_ends = text.rstrip().endswith((".", "?", "!"))
+        for count, slot in enumerate(remaining):
+            if slot is None or count == limit:  # every word is at least one token
+                break
+            guess += " " + (slot[0].capitalize() if sentence_ends and not guess else slot[0])
+        else:  # the draft ends within the guess
+            ids = self.tokenizer.encode(guess + ".", add_special_tokens=False) if guess or not _is_punctuation(text[-1:]) else []
+            return [*ids, self.eos_id][:limit]
+        return self.tokenizer.encode(guess, add_special_tokens=False)[:limit] if guess else []
 
     def _continues(self, token: int, partial: str, remaining: list[tuple[str, ...] | None], after_punctuation: bool = False) -> bool:
         """Whether writing ``token`` after the partial word ``partial`` stays on the ``remaining`` draft words.

@@ -59,6 +59,9 @@ class PromptBuilder:
         self.config = config
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        # A special token other than the end token, which decoding drops from text: what fills out a batch's shorter
+        # token histories for the logits processors (engine.speculative.batch_greedy_with_proposals); None if there is none.
+        self.filler_id = min((i for i in tokenizer.all_special_ids if i != self.eos_id), default=None)
 
     def context_block(self, context: PromptContext) -> str:
         lines = []

@@ -105,3 +105,110 @@ def _resync(draft: Sequence[int], pointer: int, token: int) -> int:
         if pointer + offset < len(draft) and draft[pointer + offset] == token:
             return pointer + offset + 1
     return pointer + 1
+
+
+Propose = Callable[[int, list[int], int], list[int]]  # (row, its tokens so far, at most how many) → guessed next tokens
+
+
+@torch.inference_mode()
+def batch_greedy_with_proposals(
+    llm,
+    embeds: torch.Tensor,  # (B, L, D) prompts with the audio spliced in, left-padded
+    attention_mask: torch.Tensor,  # (B, L)
+    max_new_tokens: int,
+    eos_id: int,
+    filler_id: int,
+    propose: Propose | None = None,
+    processors: LogitsProcessorList | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    cache: DynamicCache | None = None,
+    cached: int = 0,
+    block_tokens: int = 8,
+) -> tuple[list[DraftResult], DraftStats]:
+    """Greedy decoding of a batch in which finished rows leave, and each row may check a guessed continuation.
+
+    Each LLM pass feeds every unfinished row its last token and, with ``propose``, its guess at the tokens
+    after it; a row keeps the guesses that its own (processed) greedy choice agrees with, plus the LLM's
+    token where they part. Rows accept different numbers of tokens, so none waits for another: the keys and
+    values of rejected guesses stay in ``cache`` but are masked out, and each row's positions count only
+    what it kept. A row that has finished is dropped from the batch, so a pass costs what the rows still
+    writing need. A pass over many rows is bound by arithmetic, over a few by reading the weights, so guesses
+    are only made while the rows times the guess length stay within ``block_tokens``.
+
+    The tokens are generate()'s greedy ones; the log-probabilities returned are the LLM's own, before the
+    processors (how sure the model was of the token that was kept). ``cache`` may already hold the first
+    ``cached`` positions of every row (a shared prompt opening). The processors see every row, in its
+    original place, with its tokens so far left-padded with ``filler_id`` (a special token that is not
+    ``eos_id`` and that they ignore), and zero scores for rows that have finished. ``should_stop`` is
+    polled between passes.
+    """
+    rows = embeds.shape[0]
+    device = embeds.device
+    mask = attention_mask.to(device=device, dtype=torch.long)
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    cache = cache if cache is not None else DynamicCache()
+    out = llm(
+        inputs_embeds=embeds[:, cached:], attention_mask=mask, position_ids=positions[:, cached:], past_key_values=cache, use_cache=True,
+        logits_to_keep=1,
+    )
+    active = list(range(rows))  # the rows still writing, in the cache's order
+    seen = mask.sum(-1).tolist()  # positions each active row has kept so far
+    tokens: list[list[int]] = [[] for _ in range(rows)]
+    log_probs: list[list[float]] = [[] for _ in range(rows)]
+    done = [False] * rows
+    stats = DraftStats()
+
+    def choose(logits: torch.Tensor, deciding: list[int]) -> dict[int, int]:
+        """The greedy token after their tokens so far of each deciding row (an index into ``active``), from one
+        position's raw logits of the active rows (A, V)."""
+        scores = logits.float()
+        if processors is not None:
+            full = scores.new_zeros((rows, scores.shape[-1]))
+            full[active] = scores
+            width = max(len(t) for t in tokens)
+            history = torch.tensor([[filler_id] * (width - len(t)) + t for t in tokens], dtype=torch.long, device=device)
+            scores = processors(history, full)[active]
+        chosen = scores.argmax(dim=-1).tolist()
+        own = logits.float().log_softmax(dim=-1)
+        for slot in deciding:
+            row = active[slot]
+            tokens[row].append(chosen[slot])
+            log_probs[row].append(float(own[slot, chosen[slot]]))
+            done[row] = chosen[slot] == eos_id or len(tokens[row]) >= max_new_tokens
+        return {slot: chosen[slot] for slot in deciding}
+
+    choose(out.logits[:, -1], list(range(rows)))
+    while not (should_stop is not None and should_stop()):
+        staying = [slot for slot, row in enumerate(active) if not done[row]]
+        if not staying:
+            break
+        if len(staying) < len(active):
+            cache.batch_select_indices(torch.tensor(staying, device=device))
+            mask, active, seen = mask[staying], [active[k] for k in staying], [seen[k] for k in staying]
+        room = block_tokens // len(active) - 1  # guessed tokens per row this pass
+        guesses = [propose(row, tokens[row], min(room, max_new_tokens - len(tokens[row]) - 1)) if propose and room > 0 else [] for row in active]
+        width = 1 + max(len(g) for g in guesses)
+        fed = torch.full((len(active), width), filler_id, dtype=torch.long)
+        block_mask = torch.zeros((len(active), width), dtype=torch.long)
+        for slot, (row, guess) in enumerate(zip(active, guesses, strict=True)):
+            fed[slot, : 1 + len(guess)] = torch.tensor([tokens[row][-1], *guess])
+            block_mask[slot, : 1 + len(guess)] = 1
+        mask = torch.cat([mask, block_mask.to(device)], dim=1)
+        block_positions = torch.tensor(seen, device=device)[:, None] + torch.arange(width, device=device)
+        out = llm(input_ids=fed.to(device), attention_mask=mask, position_ids=block_positions, past_key_values=cache, use_cache=True)
+        stats.forwards += 1
+        deciding = list(range(len(active)))
+        kept = [0] * len(active)
+        for offset in range(width):
+            chosen = choose(out.logits[:, offset], deciding)
+            deciding = [s for s in deciding if not done[active[s]] and offset < len(guesses[s]) and chosen[s] == guesses[s][offset]]
+            for slot in deciding:
+                kept[slot] += 1
+            if not deciding:
+                break
+        for slot, accepted in enumerate(kept):
+            stats.drafted += len(guesses[slot])
+            stats.accepted += accepted
+            mask[slot, mask.shape[1] - width + 1 + accepted :] = 0  # the guesses after the first miss were never written
+            seen[slot] += 1 + accepted
+    return [DraftResult(token_ids=t, log_probs=p, stats=stats) for t, p in zip(tokens, log_probs, strict=True)], stats

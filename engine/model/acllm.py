@@ -21,7 +21,7 @@ from engine.model.config import AcLLMConfig
 from engine.model.encoder import ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, Features, LogMelFrontend, SpeechEncoder
 from engine.model.runtime import Runtime
 from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContext
-from engine.speculative import greedy_with_draft
+from engine.speculative import batch_greedy_with_proposals, greedy_with_draft
 
 ENCODER_FRAME_S = ENCODER_STRIDE * HOP_SAMPLES / SAMPLE_RATE  # 20 ms per encoder frame
 LEXICON_SEARCHES_KEPT = 4  # lexicon tries kept per model, one per hotword list (a job needs one; a bench switches lists)
@@ -435,16 +435,23 @@ class AcLLM(nn.Module):
         inputs = self.prompt.assemble(prompts, audio.embed_lengths.tolist(), shared=shared)
         boost = self._hotword_boost(contexts, options)
         processors.extend(boost or [])
+        follow = None
         if drafts is not None:  # after the boost: it reads which tokens go on with a listed term
             drafts = drafts + drafts if len(contexts) > n_inputs else drafts
-            processors.append(
-                FollowDraft(
-                    drafts, self.tokenizer, self.ctc.alphabet, self.prompt.eos_id, options.draft_bonus, options.ctc_top_k, options.beam_size,
-                    boost[0] if boost else None, options.lexicon.alternative_penalty,
-                )
+            follow = FollowDraft(
+                drafts, self.tokenizer, self.ctc.alphabet, self.prompt.eos_id, options.draft_bonus, options.ctc_top_k, options.beam_size,
+                boost[0] if boost else None, options.lexicon.alternative_penalty, options.draft_hyphen_penalty,
             )
+            processors.append(follow)
         elif self._fuse_ctc(options):  # last: it reads the others' scores
             processors.append(self._ctc_fusion(audio.embeds, audio.embed_lengths, options, boost[0] if boost else None))
+        prefix = self._prefix_cache(inputs.input_ids[0, :shared], len(prompts)) if shared else None
+        if follow is not None and options.verify_drafts and self._plain_greedy(options) and self.prompt.filler_id is not None:
+            results, _ = batch_greedy_with_proposals(
+                self.llm, self.splice(inputs, audio), inputs.attention_mask, options.max_new_tokens(duration_s), self.prompt.eos_id,
+                self.prompt.filler_id, follow.proposal, processors, should_stop, prefix, shared, options.verify_block_tokens,
+            )
+            return [self._hypothesis(r.token_ids, step_log_probs=r.log_probs) for r in results[:n_inputs]]
         generate_kwargs = options.generate_kwargs(duration_s, self.prompt.eos_id, self.prompt.pad_id)
         raw_confidence = drafts is not None and options.beam_size == 1
         if raw_confidence:
@@ -454,7 +461,7 @@ class AcLLM(nn.Module):
         out = self.llm.generate(
             inputs_embeds=self.splice(inputs, audio),
             attention_mask=inputs.attention_mask.to(self.device),
-            past_key_values=self._prefix_cache(inputs.input_ids[0, :shared], len(prompts)) if shared else None,
+            past_key_values=prefix,
             stopping_criteria=StoppingCriteriaList([_StopWhen(should_stop)]) if should_stop is not None else None,
             logits_processor=processors or None,
             **generate_kwargs,
@@ -523,10 +530,14 @@ class AcLLM(nn.Module):
         """Whether to decode jointly with and without the context (engine.biasing.ContextMix)."""
         return options.context_weight < 1.0 and any(not c.is_empty for c in contexts)
 
+    @staticmethod
+    def _plain_greedy(options: DecodingOptions) -> bool:
+        """Greedy decoding whose only changes to the LLM's scores are our logits processors (what verification reproduces)."""
+        return options.beam_size == 1 and options.temperature == 0 and options.repetition_penalty == 1.0 and not options.no_repeat_ngram_size
+
     def _can_draft(self, options: DecodingOptions, contexts: list[PromptContext]) -> bool:
         """Whether verifying the token-CTC draft gives exactly what generate() would (plain greedy, no joint decoding)."""
-        plain_greedy = options.beam_size == 1 and options.temperature == 0 and options.repetition_penalty == 1.0 and not options.no_repeat_ngram_size
-        return options.ctc_draft and plain_greedy and not self._joint(options, contexts) and self.config.token_ctc_weight > 0 and not options.ctc_weight
+        return options.ctc_draft and self._plain_greedy(options) and not self._joint(options, contexts) and self.config.token_ctc_weight > 0 and not options.ctc_weight
 
     def _fuse_ctc(self, options: DecodingOptions) -> bool:
         """Whether to decode jointly with the token CTC (a model trained without one has only an untrained head)."""

@@ -190,6 +190,31 @@ def test_the_model_writes_its_draft_and_reports_the_llms_own_confidence(runtime_
     assert loaded.word_lm is not None and loaded.word_lm.bigrams == model.word_lm.bigrams
 
 
+def test_checking_the_draft_in_blocks_writes_what_step_by_step_decoding_writes(runtime_cpu, monkeypatch):
+    import dataclasses
+
+    from engine.decoding import DecodingOptions
+    from engine.model.checkpoint import build_model
+    from engine.model.tiny import tiny_config
+    from engine.prompt import PromptContext
+
+    model = build_model(tiny_config(), runtime_cpu)
+    model.word_lm = build_word_lm(["press one to leave", "press two to stay"], {}, model.ctc.alphabet, frequency_share=0.0)
+    texts = ("press one", "press two to stay", "press one to leave")
+    monkeypatch.setattr(model, "ctc_log_probs", lambda frames, lengths: [emissions(list(t), 1, model.ctc.alphabet) for t in texts])
+    frames = torch.zeros(3, 100, model.encoder.dim)
+    lengths = torch.tensor([60, 100, 80])
+    for bonus in (1000.0, 3.0):  # the random LLM keeps to its draft, or leaves it now and then
+        for context in (PromptContext(), PromptContext(meeting="Phone menu recordings")):  # one stream, or joint decoding
+            options = DecodingOptions(draft_bonus=bonus, min_new_tokens_cap=48, verify_block_tokens=24)
+            checked = model.generate_from_frames(frames, lengths, [context] * 3, options)
+            stepped = model.generate_from_frames(frames, lengths, [context] * 3, dataclasses.replace(options, verify_drafts=False))
+            assert [h.token_ids for h in checked] == [h.token_ids for h in stepped]
+            assert [h.avg_logprob for h in checked] == pytest.approx([h.avg_logprob for h in stepped], abs=1e-4)
+            kept = [words_of(h.text, model.ctc.alphabet) == t.split() for h, t in zip(checked, texts, strict=True)]
+            assert all(kept) if bonus == 1000.0 else not all(kept)  # so both kinds of pass were checked
+
+
 def test_bad_draft_settings_are_refused_with_what_to_change():
     from engine.decoding import DecodingOptions
 
@@ -321,3 +346,52 @@ def test_the_llm_chooses_between_a_draft_words_alternatives():
     scores[0, tokenizer.encode(" not", add_special_tokens=False)[0]] = 2.0
     chosen = int(follow(torch.tensor([tokenizer.encode("You will", add_special_tokens=False)]), scores).argmax())
     assert tokenizer.decode([chosen]).strip().lower() == "now"
+
+
+def test_a_hyphen_between_draft_words_costs_its_penalty():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(SHIPPED_TOKENIZER)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    hyphen = tokenizer.encode("-", add_special_tokens=False)[0]
+    draft = ["the", "degree", "of", "confidence"]
+
+    def decode(penalty: float) -> str:
+        """Greedy decoding by a stand-in LLM that likes a hyphen after a word by 3 nats over anything else."""
+        follow = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=30.0, hyphen_penalty=penalty)
+        ids: list[int] = []
+        for _ in range(20):
+            scores = torch.zeros(1, len(tokenizer))
+            if tokenizer.decode(ids)[-1:].isalpha():
+                scores[0, hyphen] = 3.0
+            chosen = int(follow(torch.tensor([ids], dtype=torch.long), scores).argmax())
+            if chosen == eos:
+                return tokenizer.decode(ids)
+            ids.append(chosen)
+        raise AssertionError(f"never ended: {tokenizer.decode(ids)!r}")
+
+    chained, spaced = decode(0.0), decode(15.0)
+    assert words_of(chained, ALPHABET) == words_of(spaced, ALPHABET) == draft
+    assert chained.count("-") >= 3 and "-" not in spaced, (chained, spaced)
+
+
+def test_the_proposal_is_the_rest_of_the_draft_as_the_llm_would_write_it():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(SHIPPED_TOKENIZER)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    follow = FollowDraft([["please", "enter", "your", "password", "now"], ["hello", None, "there"]], tokenizer, ALPHABET, eos)
+
+    def guess(row: int, written: str, limit: int = 20) -> str:
+        return tokenizer.decode(follow.proposal(row, tokenizer.encode(written, add_special_tokens=False), limit))
+
+    assert guess(0, "Please enter") == " your password now.<|im_end|>"
+    assert guess(0, "Please enter your pass") == "word now.<|im_end|>"  # the word being written is finished first
+    assert guess(0, "Please enter. Your") == " password now.<|im_end|>"
+    assert guess(0, "Please. Enter") == " your password now.<|im_end|>"
+    assert guess(0, "Please enter.") == " Your password now.<|im_end|>"  # a new sentence starts with a capital
+    assert guess(0, "Please enter your password now.") == "<|im_end|>"  # no second full stop
+    assert guess(0, "Please enter", limit=2) == " your password"
+    assert guess(0, "Please enter your passport") == ""  # off the draft: the LLM writes on its own
+    assert guess(1, "Hello") == ""  # an open slot next
+    assert guess(0, "Please enter your password now.<|im_end|>") == ""

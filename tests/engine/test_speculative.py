@@ -7,7 +7,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList
 
 from engine.biasing import HotwordBoost, TokenTrie
-from engine.speculative import greedy_with_draft
+from engine.speculative import batch_greedy_with_proposals, greedy_with_draft
 
 VOCAB = 64
 
@@ -151,3 +151,60 @@ def test_joint_context_decoding_keeps_one_result_per_chunk(runtime_cpu):
         assert len(with_context) == len(joint) == 2
     with pytest.raises(ValueError, match="context_weight"):
         DecodingOptions(context_weight=1.5)
+
+
+def _batch_reference(llm, embeds, mask, max_new_tokens, eos_id, processors=None):
+    """generate()'s greedy tokens per row (up to and with the end token) and the LLM's own log-probability of each."""
+    out = llm.generate(
+        inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=eos_id,
+        pad_token_id=eos_id, logits_processor=processors, output_logits=True, return_dict_in_generate=True, temperature=None, top_p=None,
+        top_k=None,
+    )
+    rows = []
+    for row, ids in enumerate(out.sequences.tolist()):
+        ids = ids[: ids.index(eos_id) + 1] if eos_id in ids else ids
+        rows.append((ids, [float(out.logits[i][row].float().log_softmax(-1)[token]) for i, token in enumerate(ids)]))
+    return rows
+
+
+@pytest.mark.parametrize("guesses", ["perfect", "random", "none"])
+def test_a_batch_with_guesses_decodes_generates_greedy_tokens_row_by_row(llm, guesses):
+    generator = torch.Generator().manual_seed(5)
+    lengths = [11, 7, 9]
+    embeds = torch.zeros(3, 11, 32)
+    mask = torch.zeros(3, 11, dtype=torch.long)
+    for row, length in enumerate(lengths):  # left-padded, as the engine lays out its prompts
+        embeds[row, 11 - length :] = torch.randn(length, 32, generator=generator)
+        mask[row, 11 - length :] = 1
+    tries = [TokenTrie([[5, 9, 13]]), TokenTrie([]), TokenTrie([[2, 4]])]
+    processors = LogitsProcessorList([HotwordBoost(tries, bonus=4.0)])
+    eos = _batch_reference(llm, embeds, mask, 24, VOCAB + 1, processors)[1][0][5]  # pretend row 1's 6th token ends a text
+    reference = _batch_reference(llm, embeds, mask, 24, eos, processors)
+    assert len({len(ids) for ids, _ in reference}) > 1  # rows end at different steps, so finished rows leave the batch
+
+    def propose(row: int, tokens: list[int], limit: int) -> list[int]:
+        if guesses == "perfect":
+            return reference[row][0][len(tokens) : len(tokens) + limit]
+        return torch.randint(0, VOCAB, (limit,), generator=generator).tolist()
+
+    results, stats = batch_greedy_with_proposals(
+        llm, embeds, mask, 24, eos, filler_id=VOCAB - 1, propose=None if guesses == "none" else propose, processors=processors,
+        block_tokens=12,
+    )
+    for result, (ids, own) in zip(results, reference, strict=True):
+        assert result.token_ids == ids
+        assert result.log_probs == pytest.approx(own, abs=1e-4)
+    steps = max(len(ids) for ids, _ in reference) - 1  # passes after the prompt that step-by-step decoding needs
+    if guesses == "perfect":
+        assert stats.accepted > 0 and stats.forwards < steps
+    elif guesses == "none":
+        assert stats.forwards == steps and stats.drafted == 0
+
+
+def test_a_cancelled_batch_stops_between_passes(llm):
+    embeds = torch.randn(2, 6, 32, generator=torch.Generator().manual_seed(2))
+    calls = []
+    results, stats = batch_greedy_with_proposals(
+        llm, embeds, torch.ones(2, 6, dtype=torch.long), 30, VOCAB + 1, filler_id=0, should_stop=lambda: len(calls.append(1) or calls) > 3
+    )
+    assert stats.forwards == 3 and all(len(r.token_ids) == 4 for r in results)
