@@ -82,12 +82,13 @@ class DecodingOptions:
     draft_bonus: float = 30.0
     # Greedy decoding with a lexicon draft checks the draft's next words in one LLM pass per block
     # (engine.speculative.batch_greedy_with_proposals): the same tokens as step-by-step decoding, in fewer passes.
-    # Nats less bonus for a hyphen that joins two draft words. With the bonus alone the LLM often fell into chains
-    # like "The Degree-Of-Technical-Confidence-Is-Inversely-Proportional": on dev-tts 40-139 (/root/ks-scratch/s17/hyph.py,
-    # shipped weights) the text had 103 word-hyphen-word joins where the references have 18, in 27 of 100 utterances;
-    # at 3 / 6 / 10 / 15 / 30 nats it had 50 / 33 / 15 / 4 / 0, in 18 / 13 / 7 / 1 / 0 utterances with more than
-    # their reference, and the WER stayed within 23.4-23.6%. At 15 the few hyphens left are ones the LLM is sure of.
-    draft_hyphen_penalty: float = 15.0
+    # Nats less for a mark that joins two words (a hyphen, "%", "/": engine.draft._joins) after a word. With the bonus
+    # alone the LLM often fell into chains like "The Degree-Of-Technical-Confidence-Is-Inversely-Proportional": on dev-tts
+    # 40-139 (/root/ks-scratch/s17/hyph.py, shipped weights) the text had 103 such joins where the references have 18,
+    # in 27 of 100 utterances. At 10 / 15 / 20 nats it had 16 / 4 / 1, in 7 / 1 / 0 utterances with more than their
+    # reference, and the WER was 23.4 / 23.6 / 23.6% (23.6% at 0). The two bench files of bench/cpu_speed.py lost
+    # all 24 of theirs ("We installed forty-sensors") at 15, at the same 11.0% WER. At 15 the few left are ones the LLM is sure of.
+    draft_join_penalty: float = 15.0
     # Greedy decoding with a lexicon draft runs its own loop (engine.speculative.batch_greedy_with_proposals), with the
     # same tokens as generate(): rows that have finished leave the batch, and each row checks a guess at its next tokens
     # (the rest of its draft, FollowDraft.proposal) in the same LLM pass. verify_block_tokens bounds rows × guessed tokens
@@ -133,8 +134,8 @@ class DecodingOptions:
             raise ValueError(f"ctc_top_k must be ≥ 1, got {self.ctc_top_k}")
         if self.draft_bonus < 0:
             raise ValueError(f"draft_bonus must be ≥ 0, got {self.draft_bonus}")
-        if self.draft_hyphen_penalty < 0:
-            raise ValueError(f"draft_hyphen_penalty must be ≥ 0, got {self.draft_hyphen_penalty}")
+        if self.draft_join_penalty < 0:
+            raise ValueError(f"draft_join_penalty must be ≥ 0, got {self.draft_join_penalty}")
         if self.verify_block_tokens < 1:
             raise ValueError(f"verify_block_tokens must be ≥ 1, got {self.verify_block_tokens}")
         if self.no_repeat_ngram_size < 0:
@@ -145,7 +146,7 @@ class DecodingOptions:
         how a fallback retry keeps the user's choice."""
         return replace(
             self, hotword_boost=other.hotword_boost, context_weight=other.context_weight, ctc_weight=other.ctc_weight, ctc_top_k=other.ctc_top_k,
-            draft_bonus=other.draft_bonus, draft_hyphen_penalty=other.draft_hyphen_penalty, lexicon=other.lexicon, draft_terms=other.draft_terms,
+            draft_bonus=other.draft_bonus, draft_join_penalty=other.draft_join_penalty, lexicon=other.lexicon, draft_terms=other.draft_terms,
             draft_with_hotwords=other.draft_with_hotwords,
         )
 

@@ -24,7 +24,7 @@ from transformers import LogitsProcessor
 from engine.biasing import HotwordBoost
 from engine.lexicon import words_of
 
-HYPHENS = "-‐‑–"  # noqa: RUF001 (the dashes that join words)
+CLAUSE_MARKS = ".,?!;:'’\"”)…"  # noqa: RUF001 (what may follow a word straight away; other marks there join words)
 Slot = str | tuple[str, ...] | None  # a draft word, or its alternatives (the lexicon's best first), or None: open
 
 
@@ -77,8 +77,8 @@ class FollowDraft(LogitsProcessor):
     word may be a tuple of alternatives (LexiconSearch.decode_with_alternatives): each of them keeps to the
     draft, and the LLM's own probabilities choose, though a token that keeps only to a word's later readings
     gets ``alternative_penalty`` nats less bonus (the first is the lexicon search's best). A hyphen straight after a
-    word gets ``hyphen_penalty`` nats less: it keeps to the draft's words as a space does, and without a cost the
-    LLM strings whole sentences together with hyphens.
+    word (or "%", "/", "+": any mark but those that end a clause), or after such a mark, gets ``join_penalty`` nats less: it keeps to the draft's
+    words as a space does, and without a cost the LLM strings whole sentences together with hyphens.
 
     Tokens spelling the draft's next word are added to the candidates even when the LLM ranks them
     lower, so a draft word can win that the LLM alone would never pick. ``num_beams`` rows share a
@@ -87,7 +87,7 @@ class FollowDraft(LogitsProcessor):
 
     def __init__(
         self, drafts: list[list[Slot]], tokenizer, alphabet: str, eos_id: int, bonus: float = 30.0, top_k: int = 8, num_beams: int = 1,
-        hotwords: HotwordBoost | None = None, alternative_penalty: float = 1.0, hyphen_penalty: float = 0.0,
+        hotwords: HotwordBoost | None = None, alternative_penalty: float = 1.0, join_penalty: float = 0.0,
     ):
         if bonus < 0:
             raise ValueError(f"the draft bonus must be ≥ 0, got {bonus}")
@@ -96,7 +96,7 @@ class FollowDraft(LogitsProcessor):
         firsts = [tuple(slot and slot[:1] for slot in draft) for draft in self.drafts]
         self._firsts = [first if first != draft else None for first, draft in zip(firsts, self.drafts, strict=True)]
         self.tokenizer, self.alphabet, self.alternative_penalty = tokenizer, alphabet, alternative_penalty
-        self.hyphen_penalty = hyphen_penalty
+        self.join_penalty = join_penalty
         self.eos_id, self.bonus, self.top_k, self.num_beams = eos_id, bonus, top_k, num_beams
         self._pieces: dict[int, str] = {}
         # Once the LLM has begun a listed term, the tokens that go on with it get the draft's bonus too, so a
@@ -178,15 +178,16 @@ class FollowDraft(LogitsProcessor):
                 scores[row, going_on] += self.bonus
                 candidates -= set(going_on)
             firsts = list(first_readings[start:]) if first_readings is not None else remaining
+            joinable = in_word or _joins(text[-1:])  # straight after a word, or after a mark that joins
             for token in candidates:
+                if joinable and token != self.eos_id and _joins(self._piece(token)[:1]):
+                    scores[row, token] -= self.join_penalty
                 if breaks_only and token != self.eos_id and not self._is_break(self._piece(token)[:1] or "a"):
                     continue
                 if self._continues(token, partial, remaining, after_punctuation):
                     scores[row, token] += self.bonus
                     if firsts != remaining and not self._continues(token, partial, firsts, after_punctuation):
                         scores[row, token] -= self.alternative_penalty
-                    if in_word and self._piece(token)[:1] in HYPHENS:
-                        scores[row, token] -= self.hyphen_penalty
         return scores
 
     def proposal(self, row: int, generated: list[int], limit: int) -> list[int]:
@@ -237,6 +238,12 @@ class FollowDraft(LogitsProcessor):
             return True
         index = len(finished)
         return index < len(remaining) and remaining[index] is not None and any(word.startswith(spelled[-1]) for word in remaining[index])
+
+
+def _joins(char: str) -> bool:
+    """Whether a mark written straight after a word would join it to the next one ("-", "%", "/", "+"): any
+    punctuation or symbol but those that end a clause. "\ufffd" is part of a character a byte-level token splits."""
+    return bool(char) and unicodedata.category(char)[0] in "PS" and char not in CLAUSE_MARKS and char != "\ufffd"
 
 
 def _done(remaining: list[tuple[str, ...] | None], partial: str) -> bool:

@@ -13,6 +13,9 @@ A draft drifts from the LLM's text where they disagree (a word the LLM spells di
 comma the CTC missed); after a rejection the draft pointer is moved to where the LLM's token
 occurs a little further on, or one step on (a substitution). Blocks shrink after rejections
 and grow after full acceptance, so a poor draft costs little more than plain greedy.
+
+``batch_greedy_with_proposals`` verifies the same way for a whole batch, with guesses from a
+callback (the lexicon draft's next words, engine/draft.py), and lets finished rows leave.
 """
 
 from __future__ import annotations
@@ -159,8 +162,8 @@ def batch_greedy_with_proposals(
     stats = DraftStats()
 
     def choose(logits: torch.Tensor, deciding: list[int]) -> dict[int, int]:
-        """The greedy token after their tokens so far of each deciding row (an index into ``active``), from one
-        position's raw logits of the active rows (A, V)."""
+        """Appends each deciding row's greedy token, chosen from one position's raw logits of the active rows
+        (A, V), and returns them by slot (``deciding`` holds indices into ``active``)."""
         scores = logits.float()
         if processors is not None:
             full = scores.new_zeros((rows, scores.shape[-1]))

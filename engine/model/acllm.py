@@ -440,7 +440,7 @@ class AcLLM(nn.Module):
             drafts = drafts + drafts if len(contexts) > n_inputs else drafts
             follow = FollowDraft(
                 drafts, self.tokenizer, self.ctc.alphabet, self.prompt.eos_id, options.draft_bonus, options.ctc_top_k, options.beam_size,
-                boost[0] if boost else None, options.lexicon.alternative_penalty, options.draft_hyphen_penalty,
+                boost[0] if boost else None, options.lexicon.alternative_penalty, options.draft_join_penalty,
             )
             processors.append(follow)
         elif self._fuse_ctc(options):  # last: it reads the others' scores

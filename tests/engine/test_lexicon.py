@@ -222,8 +222,10 @@ def test_bad_draft_settings_are_refused_with_what_to_change():
         DecodingOptions(draft_bonus=-1.0)
     with pytest.raises(ValueError, match="beam size"):
         LexiconOptions(beam_size=0)
-
-
+    with pytest.raises(ValueError, match="draft_join_penalty"):
+        DecodingOptions(draft_join_penalty=-1.0)
+    with pytest.raises(ValueError, match="verify_block_tokens"):
+        DecodingOptions(verify_block_tokens=0)
 
 
 def test_a_listed_term_the_llm_has_begun_is_finished_and_the_draft_resumes_after_it():
@@ -348,17 +350,18 @@ def test_the_llm_chooses_between_a_draft_words_alternatives():
     assert tokenizer.decode([chosen]).strip().lower() == "now"
 
 
-def test_a_hyphen_between_draft_words_costs_its_penalty():
+@pytest.mark.parametrize("mark", ["-", "%", "/"])
+def test_a_mark_that_joins_draft_words_costs_its_penalty(mark):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(SHIPPED_TOKENIZER)
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    hyphen = tokenizer.encode("-", add_special_tokens=False)[0]
+    hyphen = tokenizer.encode(mark, add_special_tokens=False)[0]
     draft = ["the", "degree", "of", "confidence"]
 
     def decode(penalty: float) -> str:
-        """Greedy decoding by a stand-in LLM that likes a hyphen after a word by 3 nats over anything else."""
-        follow = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=30.0, hyphen_penalty=penalty)
+        """Greedy decoding by a stand-in LLM that likes the mark after a word by 3 nats over anything else."""
+        follow = FollowDraft([draft], tokenizer, ALPHABET, eos, bonus=30.0, join_penalty=penalty)
         ids: list[int] = []
         for _ in range(20):
             scores = torch.zeros(1, len(tokenizer))
@@ -372,7 +375,7 @@ def test_a_hyphen_between_draft_words_costs_its_penalty():
 
     chained, spaced = decode(0.0), decode(15.0)
     assert words_of(chained, ALPHABET) == words_of(spaced, ALPHABET) == draft
-    assert chained.count("-") >= 3 and "-" not in spaced, (chained, spaced)
+    assert chained.count(mark) >= 3 and mark not in spaced, (chained, spaced)
 
 
 def test_the_proposal_is_the_rest_of_the_draft_as_the_llm_would_write_it():
