@@ -80,8 +80,6 @@ class DecodingOptions:
     # 60.8 / 52.8 / 52.3 / 52.2%, against 44.5% and 63.2% with the token-CTC fusion alone. The LLM holds its own
     # words firmly: below 20 it overrides the draft where the draft is right.
     draft_bonus: float = 30.0
-    # Greedy decoding with a lexicon draft checks the draft's next words in one LLM pass per block
-    # (engine.speculative.batch_greedy_with_proposals): the same tokens as step-by-step decoding, in fewer passes.
     # Nats less for a mark that joins two words (a hyphen, "%", "/": engine.draft._joins) after a word. With the bonus
     # alone the LLM often fell into chains like "The Degree-Of-Technical-Confidence-Is-Inversely-Proportional": on dev-tts
     # 40-139 (/root/ks-scratch/s17/hyph.py, shipped weights) the text had 103 such joins where the references have 18,

@@ -76,9 +76,10 @@ class FollowDraft(LogitsProcessor):
     A draft word None is an open slot (a listed term was heard there): the LLM writes it unaided. A draft
     word may be a tuple of alternatives (LexiconSearch.decode_with_alternatives): each of them keeps to the
     draft, and the LLM's own probabilities choose, though a token that keeps only to a word's later readings
-    gets ``alternative_penalty`` nats less bonus (the first is the lexicon search's best). A hyphen straight after a
-    word (or "%", "/", "+": any mark but those that end a clause), or after such a mark, gets ``join_penalty`` nats less: it keeps to the draft's
-    words as a space does, and without a cost the LLM strings whole sentences together with hyphens.
+    gets ``alternative_penalty`` nats less bonus (the first is the lexicon search's best). A hyphen straight
+    after a word (or "%", "/", "+": any mark but those that end a clause), or after such a mark, gets
+    ``join_penalty`` nats less: it keeps to the draft's words as a space does, and without a cost the LLM
+    strings whole sentences together with hyphens.
 
     Tokens spelling the draft's next word are added to the candidates even when the LLM ranks them
     lower, so a draft word can win that the LLM alone would never pick. ``num_beams`` rows share a
