@@ -77,6 +77,7 @@ def self_test(model_dir: Path | None = None, audio: Path | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="transformers")  # generate() option notes
+            warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notices, as in the CLI
             text, summary = _transcribe_sample(model_dir, audio)
     except SelfTestError as err:
         print(f"keyscribe self-test: FAILED: {err}", file=sys.stderr)
