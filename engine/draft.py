@@ -117,6 +117,14 @@ class FollowDraft(LogitsProcessor):
             piece = self._pieces[token] = self.tokenizer.decode([token])
         return piece
 
+    def _written(self, generated: list[int]) -> tuple[str, list[str], str]:
+        """The text of ``generated``, its finished words, and the word still being written ("" after a break)."""
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        words = words_of(text, self.alphabet)
+        # A token never ends with the space that closes its word, so the last word may go on.
+        partial = words[-1] if words and not self._is_break(text[-1]) else ""
+        return text, words[:-1] if partial else words, partial
+
     def _next_tokens(self, slot: tuple[str, ...], partial: str) -> set[int]:
         """Token ids that begin the rest of a word of ``slot`` after ``partial``."""
         return set().union(*(self._word_next_tokens(word, partial) for word in slot if word.startswith(partial)))
@@ -146,11 +154,7 @@ class FollowDraft(LogitsProcessor):
             if self.eos_id in generated:
                 continue
             draft, first_readings = self.drafts[row // self.num_beams], self._firsts[row // self.num_beams]
-            text = self.tokenizer.decode(generated, skip_special_tokens=True)
-            words = words_of(text, self.alphabet)
-            # A token never ends with the space that closes its word, so the last word may go on.
-            partial = words[-1] if words and not self._is_break(text[-1]) else ""
-            complete = words[:-1] if partial else words
+            text, complete, partial = self._written(generated)
             in_word = bool(partial)
             start = aligned_position(tuple(complete), draft)
             remaining = list(draft[start:])
@@ -199,10 +203,8 @@ class FollowDraft(LogitsProcessor):
         if limit <= 0 or self.eos_id in generated:
             return []
         draft = self.drafts[row // self.num_beams]
-        text = self.tokenizer.decode(generated, skip_special_tokens=True)
-        words = words_of(text, self.alphabet)
-        partial = words[-1] if words and not self._is_break(text[-1]) else ""
-        remaining = list(draft[aligned_position(tuple(words[:-1] if partial else words), draft) :])
+        text, complete, partial = self._written(generated)
+        remaining = list(draft[aligned_position(tuple(complete), draft) :])
         guess = ""
         if partial:
             if not remaining or remaining[0] is None or not remaining[0][0].startswith(partial):
