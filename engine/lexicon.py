@@ -238,7 +238,10 @@ class LexiconSearch:
 
     def decode_with_spans(self, log_probs: np.ndarray, hotwords: Sequence[str] = ()) -> list[tuple[str, int, int]]:
         """``decode``'s words, each with the frames [first, last] its letters were read from."""
-        results = self._results(self._decoder, self._callback, log_probs, hotwords)
+        return self._best_spans(self._emissions(log_probs), hotwords)
+
+    def _best_spans(self, emissions: np.ndarray, hotwords: Sequence[str]) -> list[tuple[str, int, int]]:
+        results = self._search(self._decoder, self._callback, emissions, hotwords)
         return self._spans(results[0]) if results else []
 
     def decode_with_alternatives(
@@ -250,13 +253,12 @@ class LexiconSearch:
         The alternatives come from a second search that keeps every word history apart; its own best words
         are worse than the merging search's (engine WER on dev-tts 40-139 24.9% against 23.7%, dev-noisy
         40-99 49.9% against 47.7%, /root/ks-scratch/s16/gap.py), so the words are the merging search's."""
-        best = self.decode_with_spans(log_probs, hotwords)
+        emissions = self._emissions(log_probs)
+        best = self._best_spans(emissions, hotwords)
         words = [word for word, _, _ in best]
         choices = [dict.fromkeys([word]) for word in words]
         if words and self.options.alternative_gap > 0:
-            results = sorted(
-                self._results(self._history_decoder, self._history_callback, log_probs, hotwords), key=lambda r: -r.score
-            )
+            results = sorted(self._search(self._history_decoder, self._history_callback, emissions, hotwords), key=lambda r: -r.score)
             seen: set[tuple[str, ...]] = set()
             for result in results:
                 if result.score < results[0].score - self.options.alternative_gap or len(seen) >= self.options.alternatives_from:
@@ -286,12 +288,15 @@ class LexiconSearch:
                 first = None
         return words
 
-    def _results(self, decoder, callback, log_probs: np.ndarray, hotwords: Sequence[str]) -> list:
+    def _emissions(self, log_probs: np.ndarray) -> np.ndarray:
+        """One chunk's log-probabilities checked and laid out as the decoder reads them: (T, V) float32, C order."""
         if log_probs.ndim != 2 or log_probs.shape[1] != 1 + len(self.alphabet):
             raise ValueError(f"expected log-probabilities (T, {1 + len(self.alphabet)}), got {log_probs.shape}")
-        if log_probs.shape[0] == 0:
+        return np.ascontiguousarray(log_probs, dtype=np.float32)
+
+    def _search(self, decoder, callback, emissions: np.ndarray, hotwords: Sequence[str]) -> list:
+        if emissions.shape[0] == 0:
             return []
-        emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
         callback.boosted = {w for term in hotwords for w in words_of(term, self.alphabet)}
         callback.bonus = self.options.hotword_bonus
         return decoder.decode(emissions.ctypes.data, emissions.shape[0], emissions.shape[1])

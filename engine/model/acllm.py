@@ -15,7 +15,7 @@ from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer, log_normalisers
 from engine.decoding import DecodingOptions
 from engine.draft import FollowDraft, Slot
 from engine.hotwords import heard_spans
-from engine.lexicon import LexiconOptions, LexiconSearch, WordLM
+from engine.lexicon import LexiconOptions, LexiconSearch, WordLM, words_of
 from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
 from engine.model.encoder import ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, Features, LogMelFrontend, SpeechEncoder
@@ -73,8 +73,7 @@ class CharCTC:
         return len(self.alphabet) + 1
 
     def normalize(self, text: str) -> str:
-        kept = "".join(ch if ch in self.index else " " for ch in text.lower())
-        return re.sub(r" +", " ", kept).strip()
+        return " ".join(words_of(text, self.alphabet))
 
     def encode(self, text: str) -> list[int]:
         return [self.index[ch] for ch in self.normalize(text)]
