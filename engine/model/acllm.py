@@ -442,8 +442,8 @@ class AcLLM(nn.Module):
                 boost[0] if boost else None, options.lexicon.alternative_penalty, options.draft_join_penalty,
             )
             processors.append(follow)
-        elif self._fuse_ctc(options):  # last: it reads the others' scores
-            processors.append(self._ctc_fusion(audio.embeds, audio.embed_lengths, options, boost[0] if boost else None))
+        elif self._fuse_ctc(options):  # last: it reads the others' scores; joint decoding's two halves hear the same audio
+            processors.append(self._ctc_fusion(embeds, embed_lengths, options, boost[0] if boost else None, len(contexts) // n_inputs))
         prefix = self._prefix_cache(inputs.input_ids[0, :shared], len(prompts)) if shared else None
         if follow is not None and options.verify_drafts and self._plain_greedy(options) and self.prompt.filler_id is not None:
             results, _ = batch_greedy_with_proposals(
@@ -543,12 +543,13 @@ class AcLLM(nn.Module):
         return options.ctc_weight > 0 and self.config.token_ctc_weight > 0
 
     def _ctc_fusion(
-        self, embeds: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions, hotwords: HotwordBoost | None = None
+        self, embeds: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions, hotwords: HotwordBoost | None = None, copies: int = 1
     ) -> CTCPrefixFusion:
+        """The fusion for the chunks ``embeds``, decoded ``copies`` times over in one batch (the scorers are shared)."""
         queries, keys = self.adapter.token_logit_parts(embeds, self.llm.get_input_embeddings().weight)
         rows = [row[:length] for row, length in zip(queries, lengths.tolist(), strict=True)]
         scorers = [CTCPrefixScorer(row, keys, norm) for row, norm in zip(rows, log_normalisers(rows, keys), strict=True)]
-        return CTCPrefixFusion(scorers, options.ctc_weight, self.prompt.eos_id, options.ctc_top_k, options.beam_size, hotwords)
+        return CTCPrefixFusion(scorers * copies, options.ctc_weight, self.prompt.eos_id, options.ctc_top_k, options.beam_size, hotwords)
 
     def _verify_drafts(
         self, inputs: ModelInputs, audio: AudioEncoding, contexts: list[PromptContext], options: DecodingOptions,

@@ -146,7 +146,7 @@ def test_the_model_fuses_one_scorer_per_decoded_row(runtime_cpu, beam_size, monk
     original = ctc_fusion.CTCPrefixFusion.__init__
 
     def spy(self, scorers, *args, **kwargs):
-        made.append([s.queries.shape[0] for s in scorers])
+        made.append(list(scorers))
         original(self, scorers, *args, **kwargs)
 
     monkeypatch.setattr(ctc_fusion.CTCPrefixFusion, "__init__", spy)
@@ -154,7 +154,9 @@ def test_the_model_fuses_one_scorer_per_decoded_row(runtime_cpu, beam_size, monk
     options = DecodingOptions(beam_size=beam_size, ctc_weight=0.3, min_new_tokens_cap=8)  # joint decoding doubles the rows
     hyps = model.generate_from_frames(frames, lengths, contexts, options)
     embed_lengths = ((lengths + model.adapter.stack - 1) // model.adapter.stack).tolist()
-    assert made == [embed_lengths * 2]  # one scorer per chunk, trimmed to its frames, for both streams
+    (scorers,) = made
+    assert [s.queries.shape[0] for s in scorers] == embed_lengths * 2  # one scorer per chunk, trimmed to its frames, per stream
+    assert all(a is b for a, b in zip(scorers[:2], scorers[2:], strict=True))  # the streams hear the same audio: built once
     assert len(hyps) == 2
     made.clear()
     model.generate_from_frames(frames, lengths, contexts, dataclasses.replace(options, ctc_weight=0.0))
