@@ -33,6 +33,29 @@ class PromptContext:
         return not (self.meeting.strip() or self.hotwords or self.history.strip())
 
 
+def _common_prefix_length(sequences: list[tuple[int, ...]]) -> int:
+    """How many leading items all the sequences share."""
+    length = min(len(seq) for seq in sequences)
+    for i in range(length):
+        if len({seq[i] for seq in sequences}) > 1:
+            return i
+    return length
+
+
+def shared_opening(prefixes: list[tuple[int, ...]]) -> int:
+    """``PromptBuilder.assemble``'s ``shared`` for a batch with these prompt prefixes: the opening all rows share,
+    or every row's whole prefix, whichever leaves fewer positions for the LLM to compute. Each distinct opening
+    is computed once (left-padded to ``shared``); the rest of each row's prefix is computed in the row. Joint
+    context decoding's two halves (with and without the context) then each compute their prompt once, not once
+    a row."""
+
+    def cost(shared: int) -> int:
+        openings = {prefix[:shared] for prefix in prefixes}
+        return len(openings) * shared + sum(len(prefix) - min(shared, len(prefix)) for prefix in prefixes)
+
+    return min((_common_prefix_length(prefixes), max(len(prefix) for prefix in prefixes)), key=cost)
+
+
 @dataclass(frozen=True)
 class PromptIds:
     prefix: tuple[int, ...]  # tokens before the audio
@@ -107,20 +130,24 @@ class PromptBuilder:
 
         Rows with targets (training) are padded on the right; rows without
         (generation) on the left, so every row's next token comes last. With
-        ``shared`` (generation only), the first ``shared`` tokens, the same in
-        every row, stay in front and the padding goes right after them, so
-        they sit at the same positions in every row and one computed key/value
-        cache of them serves the whole batch (AcLLM.generate_from_frames).
+        ``shared`` (generation only), the first ``shared`` positions of every row
+        hold the opening of its prefix (its first ``shared`` tokens, or all of a
+        shorter prefix, left-padded to ``shared``), and the padding goes after
+        them: rows with the same opening then hold it at the same positions, and
+        one computed key/value cache of each distinct opening serves them all
+        (AcLLM.generate_from_frames).
         """
-        if shared and (targets is not None or len({tuple(p.prefix[:shared]) for p in prompts}) > 1 or min(len(p.prefix) for p in prompts) < shared):
-            raise ValueError(f"shared={shared}: only for generation, and every prompt must begin with the same {shared} tokens")
-        rows, masks, labels = [], [], []
+        if shared and (targets is not None or shared > max(len(p.prefix) for p in prompts)):
+            raise ValueError(f"shared={shared}: only for generation, and no longer than the longest prompt prefix")
+        rows, attended, masks, labels = [], [], [], []
         for i, (prompt, n_audio) in enumerate(zip(prompts, audio_lengths, strict=True)):
             target = list(targets[i]) if targets is not None else []
-            ids = [*prompt.prefix, *([self.pad_id] * n_audio), *prompt.suffix, *target]
-            is_audio = [False] * len(prompt.prefix) + [True] * n_audio + [False] * (len(prompt.suffix) + len(target))
+            lead = max(0, shared - len(prompt.prefix))  # a prefix shorter than the shared positions sits at their end
+            ids = [self.pad_id] * lead + [*prompt.prefix, *([self.pad_id] * n_audio), *prompt.suffix, *target]
+            is_audio = [False] * (lead + len(prompt.prefix)) + [True] * n_audio + [False] * (len(prompt.suffix) + len(target))
             label = [IGNORE_INDEX] * (len(ids) - len(target)) + target
             rows.append(ids)
+            attended.append([0] * lead + [1] * (len(ids) - lead))
             masks.append(is_audio)
             labels.append(label)
         width = max(len(r) for r in rows)
@@ -132,7 +159,7 @@ class PromptBuilder:
 
         return ModelInputs(
             input_ids=torch.tensor([pad(r, self.pad_id) for r in rows], dtype=torch.long),
-            attention_mask=torch.tensor([pad([1] * len(r), 0) for r in rows], dtype=torch.long),
+            attention_mask=torch.tensor([pad(m, 0) for m in attended], dtype=torch.long),
             audio_mask=torch.tensor([pad(m, False) for m in masks], dtype=torch.bool),
             labels=None if left else torch.tensor([pad(lab, IGNORE_INDEX) for lab in labels], dtype=torch.long),
         )

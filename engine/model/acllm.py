@@ -20,7 +20,7 @@ from engine.model.adapter import FrameStackProjector
 from engine.model.config import AcLLMConfig
 from engine.model.encoder import ENCODER_STRIDE, HOP_SAMPLES, SAMPLE_RATE, Features, LogMelFrontend, SpeechEncoder
 from engine.model.runtime import Runtime
-from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContext
+from engine.prompt import IGNORE_INDEX, ModelInputs, PromptBuilder, PromptContext, shared_opening
 from engine.speculative import batch_greedy_with_proposals, greedy_with_draft
 
 ENCODER_FRAME_S = ENCODER_STRIDE * HOP_SAMPLES / SAMPLE_RATE  # 20 ms per encoder frame
@@ -103,15 +103,6 @@ class _StopWhen(StoppingCriteria):
 def _ctc(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
     """CTC loss with blank 0 from batch-first log-probabilities (B, T, V)."""
     return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, input_lengths, target_lengths, blank=0, zero_infinity=True)
-
-
-def _common_prefix_length(sequences: list[tuple[int, ...]]) -> int:
-    """How many leading items all the sequences share."""
-    length = min(len(seq) for seq in sequences)
-    for i in range(length):
-        if len({seq[i] for seq in sequences}) > 1:
-            return i
-    return length
 
 
 def _chosen_log_probs(sequences: torch.Tensor, scores: list[torch.Tensor]) -> torch.Tensor:
@@ -428,9 +419,9 @@ class AcLLM(nn.Module):
             prompts = prompts + [self.prompt.render(PromptContext())] * n_inputs
             processors.append(ContextMix(options.context_weight))
             contexts = contexts + contexts  # both halves get the same hotword boost, so they stay in step
-        # The prompt's opening (system message, and the context when every row has the same) is computed once for
-        # the batch, not once per row. Greedy only: beam search copies its inputs per beam.
-        shared = _common_prefix_length([p.prefix for p in prompts]) if options.beam_size == 1 and len(prompts) > 1 else 0
+        # The prompts' openings (system message, context) are computed once per distinct opening, not once per row
+        # (engine.prompt.shared_opening). Greedy only: beam search copies its inputs per beam.
+        shared = shared_opening([p.prefix for p in prompts]) if options.beam_size == 1 and len(prompts) > 1 else 0
         inputs = self.prompt.assemble(prompts, audio.embed_lengths.tolist(), shared=shared)
         boost = self._hotword_boost(contexts, options)
         processors.extend(boost or [])
@@ -444,7 +435,7 @@ class AcLLM(nn.Module):
             processors.append(follow)
         elif self._fuse_ctc(options):  # last: it reads the others' scores; joint decoding's two halves hear the same audio
             processors.append(self._ctc_fusion(embeds, embed_lengths, options, boost[0] if boost else None, len(contexts) // n_inputs))
-        prefix = self._prefix_cache(inputs.input_ids[0, :shared], len(prompts)) if shared else None
+        prefix = self._prefix_cache(inputs.input_ids[:, :shared], inputs.attention_mask[:, :shared]) if shared else None
         if follow is not None and options.verify_drafts and self._plain_greedy(options) and self.prompt.filler_id is not None:
             results, _ = batch_greedy_with_proposals(
                 self.llm, self.splice(inputs, audio), inputs.attention_mask, options.max_new_tokens(duration_s), self.prompt.eos_id,
@@ -507,11 +498,17 @@ class AcLLM(nn.Module):
             self._lexicon_searches.pop(next(iter(self._lexicon_searches)))
         return search
 
-    def _prefix_cache(self, ids: torch.Tensor, batch_size: int):
-        """The LLM's key/value cache of the token ids ``ids`` (the batch's common opening), for ``batch_size`` rows."""
-        embeds = self.llm.get_input_embeddings()(ids.to(self.device)[None])
-        cache = self.llm(inputs_embeds=embeds, use_cache=True, logits_to_keep=1).past_key_values
-        cache.batch_repeat_interleave(batch_size)
+    def _prefix_cache(self, ids: torch.Tensor, attention_mask: torch.Tensor):
+        """The LLM's key/value cache of the rows' openings ``ids`` (B, P), left-padded where ``attention_mask`` is 0:
+        each distinct opening is computed once, then copied to the rows that have it."""
+        keys = [tuple(row) for row in torch.cat([ids, attention_mask], dim=1).tolist()]
+        distinct = list(dict.fromkeys(keys))
+        firsts = torch.tensor([keys.index(key) for key in distinct])
+        mask = attention_mask[firsts].to(self.device)  # (G, P)
+        embeds = self.llm.get_input_embeddings()(ids[firsts].to(self.device))  # (G, P, D)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1).past_key_values
+        cache.batch_select_indices(torch.tensor([distinct.index(key) for key in keys], device=self.device))
         return cache
 
     def _hypothesis(self, ids: list[int], score: float | None = None, step_log_probs: list[float] | None = None) -> Hypothesis:

@@ -15,7 +15,7 @@ from engine.model.checkpoint import build_model, load_checkpoint, save_checkpoin
 from engine.model.config import AcLLMConfig
 from engine.model.encoder import N_MEL_FRAMES
 from engine.model.tiny import tiny_config
-from engine.prompt import IGNORE_INDEX, PromptContext
+from engine.prompt import IGNORE_INDEX, PromptContext, shared_opening
 
 
 def _audio(seconds: list[float], seed: int = 0) -> list[np.ndarray]:
@@ -318,8 +318,20 @@ def test_assemble_puts_the_padding_after_the_shared_opening(runtime_cpu):
     assert inputs.input_ids.tolist() == [[1, 2, 3, 4, pad, pad, 9], [1, 2, pad, pad, 5, pad, 9]]
     assert inputs.attention_mask.tolist() == [[1] * 7, [1, 1, 0, 0, 1, 1, 1]]
     assert inputs.audio_mask.tolist() == [[False] * 4 + [True, True, False], [False] * 5 + [True, False]]
-    with pytest.raises(ValueError, match="same 3 tokens"):
-        model.prompt.assemble(prompts, [2, 1], shared=3)
+    # Whole prefixes as the openings: the shorter one is left-padded to the longer, the padding masked.
+    inputs = model.prompt.assemble(prompts, [2, 1], shared=4)
+    assert inputs.input_ids.tolist() == [[1, 2, 3, 4, pad, pad, 9], [pad, 1, 2, 5, pad, pad, 9]]
+    assert inputs.attention_mask.tolist() == [[1] * 7, [0, 1, 1, 1, 0, 1, 1]]
+    assert inputs.audio_mask.tolist() == [[False] * 4 + [True, True, False], [False] * 5 + [True, False]]
+    with pytest.raises(ValueError, match="longest prompt prefix"):
+        model.prompt.assemble(prompts, [2, 1], shared=5)
+
+
+def test_the_shared_opening_is_the_cheaper_of_the_common_one_and_whole_prefixes():
+    system, context = (1, 2, 3), (7, 7, 7, 7, 7, 7)
+    assert shared_opening([system + (4,)] * 8) == 4  # one prompt: all of it, once
+    assert shared_opening([system + context + (4,)] * 8 + [system + (4,)] * 8) == 10  # joint decoding's two halves
+    assert shared_opening([system + (i,) + context for i in range(8)]) == 3  # eight different prompts: their common opening
 
 
 @pytest.mark.parametrize("context", [PromptContext(), PromptContext(meeting="weekly sync", hotwords=("Zanzibar",))])
@@ -332,10 +344,12 @@ def test_the_shared_prompt_cache_changes_nothing(runtime_cpu, monkeypatch, conte
     options = DecodingOptions(max_tokens_per_second=4.0, min_new_tokens_cap=8, context_weight=0.5)
     calls = []
     real = model._prefix_cache
-    monkeypatch.setattr(model, "_prefix_cache", lambda ids, n: calls.append((len(ids), n)) or real(ids, n))
+    monkeypatch.setattr(model, "_prefix_cache", lambda ids, mask: calls.append((ids.shape[1], len(set(map(tuple, ids.tolist()))))) or real(ids, mask))
     shared = model.generate_from_frames(frames, lengths, contexts, options)
-    assert calls and calls[0][0] > 0
-    monkeypatch.setattr(acllm, "_common_prefix_length", lambda sequences: 0)
+    # One opening for plain prompts; with a context, joint decoding's two prompts (with it and without) are
+    # each computed whole, once: the shorter left-padded.
+    assert calls == [(len(model.prompt.render(context).prefix), 1 if context.is_empty else 2)]
+    monkeypatch.setattr(acllm, "shared_opening", lambda prefixes: 0)
     alone = model.generate_from_frames(frames, lengths, contexts, options)
     assert [h.token_ids for h in shared] == [h.token_ids for h in alone]
     np.testing.assert_allclose([h.avg_logprob for h in shared], [h.avg_logprob for h in alone], rtol=1e-5, atol=1e-5)
