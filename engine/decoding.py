@@ -87,13 +87,14 @@ class DecodingOptions:
     # reference, and the WER was 23.4 / 23.6 / 23.6% (23.6% at 0). The two bench files of bench/cpu_speed.py lost
     # all 24 of theirs ("We installed forty-sensors") at 15, at the same 11.0% WER. At 15 the few left are ones the LLM is sure of.
     draft_join_penalty: float = 15.0
-    # Greedy decoding with a lexicon draft runs its own loop (engine.speculative.batch_greedy_with_proposals), with the
-    # same tokens as generate(): rows that have finished leave the batch, and each row checks a guess at its next tokens
-    # (the rest of its draft, FollowDraft.proposal) in the same LLM pass. verify_block_tokens bounds rows × guessed tokens
-    # per pass, so guesses are made when few rows are left. Transcribing one 2-minute bench file (shipped weights, one
-    # process, settings alternated, 3 runs each; /root/ks-scratch/s17/abproc.py) took 18.3 s on average with generate(),
-    # 17.5 s with no guesses, 17.4 s at 16, 15.6 s at 48, 17.9 s at 96 and 19.3 s at 160 (a second series: 18.3 s
-    # against 15.8 s at 48).
+    # Plain greedy decoding runs its own loop (engine.speculative.batch_greedy_with_proposals), with the same tokens as
+    # generate(): rows that have finished leave the batch, and with a lexicon draft each row checks a guess at its next
+    # tokens (the rest of its draft, FollowDraft.proposal) in the same LLM pass. verify_block_tokens bounds rows × guessed
+    # tokens per pass, so guesses are made when few rows are left. Off: generate(). Transcribing one 2-minute bench file
+    # (shipped weights, one process, settings alternated, 3 runs each; /root/ks-scratch/s17/abproc.py) took 18.3 s on
+    # average with generate(), 17.5 s with no guesses, 17.4 s at 16, 15.6 s at 48, 17.9 s at 96 and 19.3 s at 160 (a
+    # second series: 18.3 s against 15.8 s at 48). With hotwords (no draft) on dev-names 0-47, true lists and a meeting
+    # line: the same tokens for all 48, 46.2 s against 48.1 s with generate() (/root/ks-scratch/s18/hwequal.py).
     verify_drafts: bool = True
     verify_block_tokens: int = 48
     lexicon: LexiconOptions = field(default_factory=LexiconOptions)

@@ -127,6 +127,7 @@ def batch_greedy_with_proposals(
     cache: DynamicCache | None = None,
     cached: int = 0,
     block_tokens: int = 8,
+    processed_log_probs: bool = False,
 ) -> tuple[list[DraftResult], DraftStats]:
     """Greedy decoding of a batch in which finished rows leave, and each row may check a guessed continuation.
 
@@ -139,7 +140,8 @@ def batch_greedy_with_proposals(
     are only made while the rows times the guess length stay within ``block_tokens``.
 
     The tokens are generate()'s greedy ones; the log-probabilities returned are the LLM's own, before the
-    processors (how sure the model was of the token that was kept). ``cache`` may already hold the first
+    processors (how sure the model was of the token that was kept), or with ``processed_log_probs`` those
+    of the processed scores (what generate()'s ``scores`` hold). ``cache`` may already hold the first
     ``cached`` positions of every row (a shared prompt opening). The processors see every row, in its
     original place, with its tokens so far left-padded with ``filler_id`` (a special token that is not
     ``eos_id`` and that they ignore), and zero scores for rows that have finished. ``should_stop`` is
@@ -172,7 +174,7 @@ def batch_greedy_with_proposals(
             history = torch.tensor([[filler_id] * (width - len(t)) + t for t in tokens], dtype=torch.long, device=device)
             scores = processors(history, full)[active]
         chosen = scores.argmax(dim=-1).tolist()
-        own = logits.float().log_softmax(dim=-1)
+        own = (scores if processed_log_probs else logits.float()).log_softmax(dim=-1)
         for slot in deciding:
             row = active[slot]
             tokens[row].append(chosen[slot])

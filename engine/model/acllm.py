@@ -436,10 +436,12 @@ class AcLLM(nn.Module):
         elif self._fuse_ctc(options):  # last: it reads the others' scores; joint decoding's two halves hear the same audio
             processors.append(self._ctc_fusion(embeds, embed_lengths, options, boost[0] if boost else None, len(contexts) // n_inputs))
         prefix = self._prefix_cache(inputs.input_ids[:, :shared], inputs.attention_mask[:, :shared]) if shared else None
-        if follow is not None and options.verify_drafts and self._plain_greedy(options) and self.prompt.filler_id is not None:
+        if options.verify_drafts and self._plain_greedy(options) and self.prompt.filler_id is not None:
+            # Without a draft the confidences are those of the processed scores, as generate() gives them below.
             results, _ = batch_greedy_with_proposals(
                 self.llm, self.splice(inputs, audio), inputs.attention_mask, options.max_new_tokens(duration_s), self.prompt.eos_id,
-                self.prompt.filler_id, follow.proposal, processors, should_stop, prefix, shared, options.verify_block_tokens,
+                self.prompt.filler_id, follow.proposal if follow is not None else None, processors or None, should_stop, prefix, shared,
+                options.verify_block_tokens, processed_log_probs=follow is None,
             )
             return [self._hypothesis(r.token_ids, step_log_probs=r.log_probs) for r in results[:n_inputs]]
         generate_kwargs = options.generate_kwargs(duration_s, self.prompt.eos_id, self.prompt.pad_id)

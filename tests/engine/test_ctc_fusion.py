@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from engine.ctc_fusion import CTCPrefixFusion, CTCPrefixScorer
+from engine.prompt import PromptContext
 
 
 def _collapse(path: tuple[int, ...]) -> tuple[int, ...]:
@@ -189,3 +190,28 @@ def test_a_token_the_hotword_boost_rewards_never_loses_to_the_ctc():
     assert plain[0, 2] < 0.5 * log_probs[0, 2] - 1.0  # the CTC alone buries the hotword token
     assert guarded[0, 2] == pytest.approx(0.5 * float(log_probs[0, 2]))  # its CTC loss is clipped at 0
     assert torch.equal(guarded[0, [0, 1, 3]], plain[0, [0, 1, 3]])  # the other tokens are scored as before
+
+
+@pytest.mark.parametrize("context", [PromptContext(hotwords=("Zanzibar", "Dar es Salaam")), PromptContext(meeting="A talk on Zanzibar.")])
+def test_undrafted_decoding_in_the_own_loop_writes_what_generate_writes(runtime_cpu, context):
+    import dataclasses
+
+    import numpy as np
+
+    from engine.decoding import DecodingOptions
+    from engine.model.checkpoint import build_model
+    from engine.model.tiny import tiny_config
+
+    model = build_model(dataclasses.replace(tiny_config(), token_ctc_weight=1.0), runtime_cpu)
+    with torch.no_grad():  # a likelier end token, so that rows finish at different steps and leave the loop
+        model.llm.get_output_embeddings().weight[model.prompt.eos_id] *= 6.0
+    rng = np.random.default_rng(1)
+    frames, lengths = model.encode_frames(model.frontend([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 40000, 24000, 8000)]))
+    contexts = [context, PromptContext(), context, context]
+    # Token-CTC fusion, the hotword boost and joint context decoding: every processor of a chunk without a draft.
+    options = DecodingOptions(ctc_weight=0.3, min_new_tokens_cap=24)
+    own = model.generate_from_frames(frames, lengths, contexts, options)
+    stepped = model.generate_from_frames(frames, lengths, contexts, dataclasses.replace(options, verify_drafts=False))
+    assert [h.token_ids for h in own] == [h.token_ids for h in stepped]
+    assert [h.avg_logprob for h in own] == pytest.approx([h.avg_logprob for h in stepped], abs=1e-4)
+    assert len({len(h.token_ids) for h in own}) > 1  # rows did finish apart
