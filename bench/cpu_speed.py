@@ -3,6 +3,7 @@
     python bench/cpu_speed.py [--manifest M.jsonl] [--minutes 2] [--files 2] [--runs 2] [--quick]
                               [--model DIR|tiny] [--device cpu] [--quantization auto]
                               [--beam-size 1] [--batch-size B] [--data DIR] [--threads N]
+                              [--hotwords FILE] [--context TEXT]
 
 The long-form test files are built on the fly (and cached under --data, outside
 the repository) by stitching the utterances of a JSONL manifest ({id, audio,
@@ -18,6 +19,9 @@ during the transcription) is printed too, since it moves less than wall time whe
 other programs share the CPU. Printed: per-run rows, a summary per system (wall,
 real-time factor, CPU, peak RSS, WER) and, as the last line, the ratio
 Keyscribe/peer wall time. `--quick` is one short file and one run each.
+`--hotwords` (a file, one term per line) and `--context` (a description of the
+recording) time a job with them: Keyscribe gets them as in the CLI, the peer
+as faster-whisper's `hotwords` and `initial_prompt`.
 """
 
 from __future__ import annotations
@@ -160,6 +164,8 @@ def _keyscribe_worker(args: argparse.Namespace) -> dict:
     import torch
 
     from engine.decoding import DecodingOptions
+    from engine.hotwords import read_hotwords
+    from engine.prompt import PromptContext
     from engine.transcribe import TranscribeOptions, Transcriber
 
     torch.set_num_threads(args.threads)
@@ -168,8 +174,9 @@ def _keyscribe_worker(args: argparse.Namespace) -> dict:
     load_s = time.perf_counter() - start
     batch_size = args.batch_size or TranscribeOptions.batch_size  # 0: the engine's default
     options = TranscribeOptions(decoding=DecodingOptions(beam_size=args.beam_size), batch_size=batch_size)
+    context = PromptContext(meeting=args.context, hotwords=read_hotwords(args.hotwords) if args.hotwords else ())
     start, cpu_start = time.perf_counter(), time.process_time()
-    transcript = Transcriber(model, options).transcribe(args.audio)
+    transcript = Transcriber(model, options).transcribe(args.audio, context)
     wall_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     return {
         "system": f"keyscribe ({model.config.name}, {model.runtime.describe()}, beam {args.beam_size}, batch {batch_size})",
@@ -185,6 +192,7 @@ def _keyscribe_worker(args: argparse.Namespace) -> dict:
 def _peer_worker(args: argparse.Namespace) -> dict:
     from faster_whisper import WhisperModel
 
+    from engine.hotwords import read_hotwords
     from engine.weights import packaged_file
 
     start = time.perf_counter()
@@ -193,7 +201,10 @@ def _peer_worker(args: argparse.Namespace) -> dict:
     )
     load_s = time.perf_counter() - start
     start, cpu_start = time.perf_counter(), time.process_time()
-    segments, _ = peer.transcribe(str(args.audio), beam_size=args.peer_beam_size, language="en", vad_filter=False)
+    hotwords = " ".join(read_hotwords(args.hotwords)) if args.hotwords else None
+    segments, _ = peer.transcribe(
+        str(args.audio), beam_size=args.peer_beam_size, language="en", vad_filter=False, hotwords=hotwords, initial_prompt=args.context or None
+    )
     texts = [s.text.strip() for s in segments]  # the generator does the work
     wall_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     return {
@@ -265,6 +276,8 @@ def main() -> int:
     parser.add_argument("--peer-beam-size", type=int, default=5)
     parser.add_argument("--no-peer", action="store_true", help="run Keyscribe only")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="CPU threads for either system")
+    parser.add_argument("--hotwords", type=Path, help="a hotword list (one term per line) that both systems get")
+    parser.add_argument("--context", default="", help="a description of the recording that both systems get")
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -275,6 +288,8 @@ def main() -> int:
         args.minutes, args.files, args.runs = 20 / 60, 1, 1
     if args.minutes <= 0 or args.files < 1 or args.runs < 1:
         parser.error("--minutes must be > 0, --files and --runs ≥ 1")
+    if args.hotwords is not None and not args.hotwords.is_file():
+        parser.error(f"--hotwords {args.hotwords}: no such file (give a text file with one term per line)")
 
     from training.evaluate import error_rates
 
@@ -292,6 +307,11 @@ def main() -> int:
         f"{len(files)} file(s), {audio_s / 60:.1f} min of audio in all (ready in {time.perf_counter() - start:.1f} s, under {args.data})"
     )
     print(f"{args.threads} CPU thread(s) for each system; wall = transcription only, load apart; RSS = the worker process's peak")
+    if args.hotwords or args.context:
+        from engine.hotwords import read_hotwords
+
+        terms = read_hotwords(args.hotwords) if args.hotwords else ()
+        print(f"both systems get {len(terms)} hotword(s) and a context of {len(args.context)} characters")
 
     model_args = [
         "--device",
@@ -323,7 +343,8 @@ def main() -> int:
                     str(args.threads),
                     "--peer-beam-size",
                     str(args.peer_beam_size),
-                ] + (model_args if system == "keyscribe" else [])
+                    f"--context={args.context}",  # one token, so a description that starts with "-" is not an option
+                ] + (["--hotwords", str(args.hotwords)] if args.hotwords else []) + (model_args if system == "keyscribe" else [])
                 result, rss_mb = run_worker(Path(__file__).resolve(), argv, log_dir)
                 if run == 0 and index == 0:
                     print(f"     {system}: {result['system']}" + (f" -- {result['note']}" if result["note"] else ""))

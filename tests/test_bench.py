@@ -48,8 +48,12 @@ def test_cpu_speed_compares_both_systems_on_a_stitched_file(tmp_path):
         json.dumps({"id": "sensors", "audio": clip.name, "text": "We installed forty sensors in one summer."}) + "\n"
     )
     data = tmp_path / "data"
+    hotwords = tmp_path / "hotwords.txt"
+    hotwords.write_text("Rotterdam\nsensors\n")
     lines = _bench("cpu_speed.py", "--model", "tiny", "--manifest", str(manifest), "--minutes", str(5 / 60), "--files", "1",
-                   "--runs", "1", "--data", str(data))  # fmt: skip
+                   "--runs", "1", "--data", str(data), "--hotwords", str(hotwords),
+                   "--context", "-- an interview on air quality")  # fmt: skip
+    assert "both systems get 2 hotword(s) and a context of 30 characters" in lines
 
     # The clip, stitched with pauses to at least 5 s; its reference is the text repeated.
     (built,) = data.glob("clips-*.flac")
