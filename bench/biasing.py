@@ -433,6 +433,7 @@ def main() -> int:
                         "meeting paragraph (no list) at each joint-decoding weight α, e.g. 1,0.5")
     parser.add_argument("--ctc-weight", type=float, default=DecodingOptions().ctc_weight, help="λ of the token-CTC fusion (0 = off)")
     parser.add_argument("--draft-bonus", type=float, default=DecodingOptions().draft_bonus, help="bonus of the lexicon draft (0 = off)")
+    parser.add_argument("--draft-with-hotwords", action="store_true", help="draft the chunks of a job with a list too (as the CLI flag)")
     parser.add_argument("--uncorrected", action="store_true",
                         help="also report each list condition before hotword correction (the same decoding)")
     parser.add_argument("--seed", type=int, default=0)
@@ -463,7 +464,9 @@ def main() -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    base = DecodingOptions(beam_size=args.beam_size, ctc_weight=args.ctc_weight, draft_bonus=args.draft_bonus)
+    base = DecodingOptions(
+        beam_size=args.beam_size, ctc_weight=args.ctc_weight, draft_bonus=args.draft_bonus, draft_with_hotwords=args.draft_with_hotwords
+    )
     decoder = CachedDecoder(model)
     meetings = {u.id: {kind: meeting_paragraph(u, pool, kind, args.seed) for kind in ("true", "misleading")} for u in utterances}
     conditions = keyscribe_conditions(args.distractors, args.boost, args.context_weight)
