@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="λ of the joint decoding with the model's token CTC, which keeps the text to what the audio holds "
                         f"(default {DecodingOptions.ctc_weight}; 0 = the LLM alone; not used while a lexicon draft is)")
     t.add_argument("--draft-with-hotwords", action="store_true",
-                   help="draft chunks with hotwords too, leaving the draft open where a term is heard: fewer errors on "
-                        "ordinary words, more missed names (see README, Accuracy)")
+                   help="draft chunks with hotwords too, leaving the draft open where a term is heard: far fewer errors on "
+                        "ordinary words, more missed names (bench interview: WER 12.5%% against 36.5%%; dev-names: 75%% of "
+                        "the names against 90%%; see README, Hotwords)")
     t.add_argument("--draft-bonus", type=float, default=DecodingOptions.draft_bonus,
                    help="bonus (nats) for every LLM token that keeps to the lexicon draft, the words the character CTC "
                         f"and the model's word list hear (default {DecodingOptions.draft_bonus}; 0 = no draft)")
