@@ -30,6 +30,7 @@ class EngineSettings:
     quantization: str = "auto"  # engine.model.runtime.QUANTIZATIONS
     beam_size: int = 1
     language: str = "en"  # recorded in the transcript; the shipped model transcribes English
+    draft_with_hotwords: bool = False  # engine.decoding.DecodingOptions.draft_with_hotwords (README, Hotwords)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class EngineBackend:
 
         probe_audio(request.audio_path)  # a bad file fails with one clear sentence
         self.prepare(settings)
-        options = TranscribeOptions(decoding=DecodingOptions(beam_size=settings.beam_size))
+        options = TranscribeOptions(decoding=DecodingOptions(beam_size=settings.beam_size, draft_with_hotwords=settings.draft_with_hotwords))
         context = PromptContext(meeting=request.context, hotwords=request.hotwords)
         key = job_key(request.audio_path, self._model.config.name, (options, context))
         journal = Journal(default_journal_path(request.audio_path, key), key)

@@ -84,6 +84,15 @@ class Settings:
     def language(self, value: str) -> None:
         self._set_choice("engine/language", value, LANGUAGES)
 
+    @property
+    def draft_with_hotwords(self) -> bool:
+        value = self.store.value("engine/draft_with_hotwords", False)
+        return value is True or str(value).lower() == "true"  # an INI file gives back the string "true"
+
+    @draft_with_hotwords.setter
+    def draft_with_hotwords(self, value: bool) -> None:
+        self.store.setValue("engine/draft_with_hotwords", bool(value))
+
     def engine(self) -> EngineSettings:
         return EngineSettings(
             model_dir=self.model_dir,
@@ -91,6 +100,7 @@ class Settings:
             quantization=self.quantization,
             beam_size=self.beam_size,
             language=self.language,
+            draft_with_hotwords=self.draft_with_hotwords,
         )
 
     # -- files ----------------------------------------------------------------

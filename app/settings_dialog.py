@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -69,6 +70,12 @@ class SettingsDialog(QDialog):
         self.beam_spin.setValue(settings.beam_size)
         self.beam_spin.setToolTip("1 decodes greedily (fastest); larger beams search more hypotheses")
         self.language_combo = self._combo(LANGUAGES, _LANGUAGE_LABELS, settings.language)
+        self.draft_check = QCheckBox("Keep to the lexicon draft when there are hotwords")
+        self.draft_check.setChecked(settings.draft_with_hotwords)
+        self.draft_check.setToolTip(
+            "Far fewer errors on ordinary words in long recordings with a short hotword list, but more listed names "
+            "missed (on the test interview: 12.5% word errors against 36.5%; 75% of the names found against 90%)"
+        )
         self.output_field = _FolderField(str(Path.home()))
         self.output_field.edit.setText(str(settings.output_dir))
 
@@ -78,6 +85,7 @@ class SettingsDialog(QDialog):
         form.addRow("Precision", self.quant_combo)
         form.addRow("Beam size", self.beam_spin)
         form.addRow("Language", self.language_combo)
+        form.addRow("Hotwords", self.draft_check)
         form.addRow("Export folder", self.output_field)
         note = QLabel("Changes apply to the next job. Leave the model folder empty to use the shipped model.")
         note.setObjectName("hint")
@@ -104,6 +112,7 @@ class SettingsDialog(QDialog):
         self.settings.quantization = self.quant_combo.currentData()
         self.settings.beam_size = self.beam_spin.value()
         self.settings.language = self.language_combo.currentData()
+        self.settings.draft_with_hotwords = self.draft_check.isChecked()
         output = self.output_field.path()
         if output is not None:
             self.settings.output_dir = output

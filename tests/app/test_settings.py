@@ -23,11 +23,14 @@ def test_values_round_trip_through_the_file(tmp_path):
     settings.device = "cpu"
     settings.quantization = "bf16"
     settings.beam_size = 4
+    settings.draft_with_hotwords = True
     settings.output_dir = tmp_path / "exports"
     settings.sync()
     assert ini.is_file()
     again = Settings(open_settings_file(ini))
-    assert again.engine() == EngineSettings(model_dir=tmp_path / "model", device="cpu", quantization="bf16", beam_size=4, language="en")
+    assert again.engine() == EngineSettings(
+        model_dir=tmp_path / "model", device="cpu", quantization="bf16", beam_size=4, language="en", draft_with_hotwords=True
+    )
     assert again.output_dir == tmp_path / "exports"
     again.model_dir = None
     assert again.model_dir is None
@@ -42,9 +45,10 @@ def test_bad_values_are_refused_with_a_reason(settings):
 
 def test_a_hand_edited_file_cannot_crash_the_app(tmp_path):
     ini = tmp_path / "s.ini"
-    ini.write_text("[engine]\ndevice=quantum\nbeam_size=lots\nquantization=\n[hotwords]\nlists=not json{\n", encoding="utf-8")
+    ini.write_text("[engine]\ndevice=quantum\nbeam_size=lots\nquantization=\ndraft_with_hotwords=maybe\n[hotwords]\nlists=not json{\n", encoding="utf-8")
     settings = Settings(open_settings_file(ini))
     assert settings.device == "auto" and settings.beam_size == 1 and settings.quantization == "auto"
+    assert settings.draft_with_hotwords is False
     assert settings.hotword_lists == {}
 
 
@@ -62,5 +66,8 @@ def test_settings_dialog_writes_the_store(qtbot, settings, tmp_path):
     dialog.model_field.edit.setText(str(tmp_path / "ckpt"))
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
     dialog.beam_spin.setValue(3)
+    assert not dialog.draft_check.isChecked()
+    dialog.draft_check.setChecked(True)
     dialog.accept()
     assert settings.model_dir == tmp_path / "ckpt" and settings.device == "cpu" and settings.beam_size == 3
+    assert settings.engine().draft_with_hotwords is True
