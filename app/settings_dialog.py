@@ -70,7 +70,7 @@ class SettingsDialog(QDialog):
         self.beam_spin.setValue(settings.beam_size)
         self.beam_spin.setToolTip("1 decodes greedily (fastest); larger beams search more hypotheses")
         self.language_combo = self._combo(LANGUAGES, _LANGUAGE_LABELS, settings.language)
-        self.draft_check = QCheckBox("Keep to the lexicon draft when there are hotwords")
+        self.draft_check = QCheckBox("With hotwords, favour the other words over finding every name")
         self.draft_check.setChecked(settings.draft_with_hotwords)
         self.draft_check.setToolTip(
             "Far fewer errors on ordinary words in long recordings with a short hotword list, but more listed names "
